@@ -1,0 +1,154 @@
+"""Configuration: the process environment first, a ``.env`` file in the working directory
+second, defaults last. Every problem is collected and reported at once in a ConfigError."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+DEFAULT_DB = "data/knowledge.db"
+TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(Exception):
+    """One or more settings are missing or invalid; the message lists them all."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    token: str | None = None
+    admin_ids: frozenset[int] = field(default_factory=frozenset)
+    knowledge_db: Path = Path(DEFAULT_DB)
+    api_base_url: str | None = None
+    log_level: str = "INFO"
+    log_json: bool = False
+    log_user_ids: bool = False
+    webhook_secret: str | None = None
+
+    @property
+    def file_base_url(self) -> str | None:
+        """The file download URL that goes with ``api_base_url`` (``.../bot`` -> ``.../file/bot``)."""
+        if not self.api_base_url:
+            return None
+        base = self.api_base_url.rstrip("/")
+        if base.endswith("/bot"):
+            return base[: -len("/bot")] + "/file/bot"
+        return base + "/file/bot"
+
+    def __repr__(self) -> str:  # never show the token
+        token = "set" if self.token else "unset"
+        return (f"Settings(token={token}, admin_ids={sorted(self.admin_ids)}, "
+                f"knowledge_db={str(self.knowledge_db)!r}, api_base_url={self.api_base_url!r})")
+
+
+def _merged(environ: Mapping[str, str] | None, env_file: Path | None) -> dict[str, str]:
+    values: dict[str, str] = {}
+    path = env_file if env_file is not None else Path(".env")
+    if path.is_file():
+        try:
+            values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from None
+    values.update(os.environ if environ is None else environ)
+    return values
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | None = None,
+    *,
+    require_token: bool = False,
+) -> Settings:
+    """Read the settings; raises ConfigError naming every problem found."""
+    values = _merged(environ, env_file)
+    problems: list[str] = []
+
+    token = values.get("TELEGRAM_BOT_TOKEN", "").strip() or None
+    if token is None and require_token:
+        problems.append("TELEGRAM_BOT_TOKEN is not set (get one from @BotFather)")
+    elif token is not None and not TOKEN_RE.match(token):
+        problems.append("TELEGRAM_BOT_TOKEN does not look like a bot token (<digits>:<letters>)")
+
+    admin_ids: set[int] = set()
+    for part in values.get("ADMIN_IDS", "").replace(" ", "").split(","):
+        if not part:
+            continue
+        if part.isdigit():
+            admin_ids.add(int(part))
+        else:
+            problems.append(f"ADMIN_IDS: {part!r} is not a numeric Telegram user id")
+
+    base_url = values.get("TELEGRAM_API_BASE_URL", "").strip() or None
+    if base_url and not re.match(r"^https?://[^/\s]+", base_url):
+        problems.append("TELEGRAM_API_BASE_URL must be an http(s) URL such as "
+                        "http://127.0.0.1:8081/bot")
+
+    level = values.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if level not in LOG_LEVELS:
+        problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+
+    secret = values.get("WEBHOOK_SECRET", "").strip() or None
+    if secret and not re.match(r"^[A-Za-z0-9_-]{1,256}$", secret):
+        problems.append("WEBHOOK_SECRET may hold only A-Z, a-z, 0-9, _ and - (1-256 characters)")
+
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+    return Settings(
+        token=token,
+        admin_ids=frozenset(admin_ids),
+        knowledge_db=Path(values.get("KNOWLEDGE_DB", "").strip() or DEFAULT_DB),
+        api_base_url=base_url,
+        log_level=level,
+        log_json=values.get("LOG_FORMAT", "").strip().lower() == "json",
+        log_user_ids=values.get("LOG_USER_IDS", "").strip().lower() in ("1", "true", "yes"),
+        webhook_secret=secret,
+    )
+
+
+class _RedactToken(logging.Filter):
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.token in message:
+            record.msg = message.replace(self.token, "<token>")
+            record.args = ()
+        return True
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        data = {"time": self.formatTime(record), "level": record.levelname,
+                "logger": record.name, "message": record.getMessage()}
+        data.update(getattr(record, "fields", {}) or {})
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False)
+
+
+def setup_logging(settings: Settings) -> None:
+    """Log to stderr; the token is redacted from every record, httpx's URL logs are muted."""
+    handler = logging.StreamHandler()
+    if settings.log_json:
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if settings.token:
+        handler.addFilter(_RedactToken(settings.token))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    # httpx logs every request URL, and the URL carries the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)

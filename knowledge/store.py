@@ -1,0 +1,457 @@
+"""The knowledge base on disk: SQLite through sqlite-utils.
+
+Tables (created by the recorded migrations below, so opening an existing file is a no-op):
+
+- ``entries`` / ``examples``: the knowledge entries and their example phrases.
+- ``history``: every change, with who made it and the entry before and after (a whole
+  knowledge base snapshot for imports), so that ``undo`` can restore it exactly.
+- ``questions``: every question answered (intent, score), for ``/stats``; unmatched ones
+  feed the admins' ``/unmatched`` inbox.
+- ``feedback``: 有帮助 / 没帮助 per entry.
+- ``meta``: ``revision``, raised by every change to entries, so a running bot notices edits
+  made by another process (the ``kb`` CLI) without a restart.
+
+Every write runs in one transaction; the database is in WAL mode so readers never block the
+writer. :class:`StoreError` is raised for anything the caller should report to a person.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database, Migrations
+
+from knowledge.entries import (
+    MAX_EXAMPLE_CHARS,
+    MAX_EXAMPLES,
+    TEXT_FIELDS,
+    Entry,
+    clean_text,
+    dump_document,
+    parse_document,
+    shipped_entries,
+    validate_slug,
+)
+
+
+class StoreError(Exception):
+    """A change was refused (unknown slug, duplicate, bad field); nothing was written."""
+
+
+migrations = Migrations("jiebei-bot")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db["entries"].create(
+        {
+            "slug": str,
+            "kind": str,
+            "title": str,
+            "explanation": str,
+            "solution": str,
+            "keywords": str,
+            "related": str,
+            "position": int,
+            "updated_at": float,
+        },
+        pk="slug",
+    )
+    db["examples"].create(
+        {"id": int, "slug": str, "phrase": str, "position": int},
+        pk="id",
+        foreign_keys=[("slug", "entries", "slug")],
+    )
+    db["examples"].create_index(["slug", "phrase"], unique=True)
+    db["history"].create(
+        {
+            "id": int,
+            "at": float,
+            "actor": str,
+            "action": str,
+            "slug": str,
+            "detail": str,
+            "before": str,
+            "after": str,
+            "undone": int,
+        },
+        pk="id",
+        defaults={"undone": 0},
+    )
+    db["questions"].create(
+        {
+            "id": int,
+            "at": float,
+            "text": str,
+            "intent": str,
+            "score": float,
+            "matched": int,
+            "assigned": str,
+        },
+        pk="id",
+    )
+    db["questions"].create_index(["matched", "at"])
+    db["feedback"].create(
+        {"id": int, "at": float, "slug": str, "helpful": int, "chat": str}, pk="id"
+    )
+    db["meta"].create({"key": str, "value": str}, pk="key")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One row of the edit history."""
+
+    id: int
+    at: float
+    actor: str
+    action: str
+    slug: str | None
+    detail: str
+    before: Any
+    after: Any
+    undone: bool
+
+
+class Store:
+    """The SQLite knowledge base. Methods are thread-safe; each write is one transaction."""
+
+    def __init__(self, path: str | Path, *, seed: bool = True) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create directory {self.path.parent}: {exc}") from None
+        try:
+            conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False,
+                                   isolation_level=None)
+            self.db = Database(conn)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._lock = threading.RLock()
+            with self._lock:
+                migrations.apply(self.db)
+                if seed and not self.db["entries"].count:
+                    self._write_all(shipped_entries())
+                    self._bump_revision()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open knowledge base {path}: {exc}") from None
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            else:
+                self.db.execute("COMMIT")
+
+    # -- reading --------------------------------------------------------------------------
+
+    def revision(self) -> int:
+        with self._lock:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+        return int(row[0]) if row else 0
+
+    def entries(self) -> list[Entry]:
+        with self._lock:
+            rows = list(self.db.query("SELECT * FROM entries ORDER BY position, slug"))
+            examples: dict[str, list[str]] = {}
+            for row in self.db.query("SELECT slug, phrase FROM examples ORDER BY slug, position"):
+                examples.setdefault(row["slug"], []).append(row["phrase"])
+        return [self._entry(row, examples.get(row["slug"], [])) for row in rows]
+
+    def get(self, slug: str) -> Entry | None:
+        with self._lock:
+            rows = list(self.db.query("SELECT * FROM entries WHERE slug = ?", [slug]))
+            if not rows:
+                return None
+            examples = [r["phrase"] for r in self.db.query(
+                "SELECT phrase FROM examples WHERE slug = ? ORDER BY position", [slug])]
+        return self._entry(rows[0], examples)
+
+    @staticmethod
+    def _entry(row: dict[str, Any], examples: list[str]) -> Entry:
+        return Entry(
+            slug=row["slug"],
+            kind=row["kind"],
+            title=row["title"],
+            explanation=row["explanation"] or "",
+            solution=row["solution"] or "",
+            keywords=json.loads(row["keywords"] or "[]"),
+            related=json.loads(row["related"] or "[]"),
+            examples=examples,
+        )
+
+    def export(self, fmt: str = "json") -> str:
+        return dump_document(self.entries(), fmt)
+
+    # -- writing entries ------------------------------------------------------------------
+
+    def _bump_revision(self) -> None:
+        self.db.execute(
+            "INSERT INTO meta(key, value) VALUES('revision', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def _write_entry(self, entry: Entry, position: int | None = None) -> None:
+        if position is None:
+            row = self.db.execute(
+                "SELECT position FROM entries WHERE slug = ?", [entry.slug]).fetchone()
+            if row is None:
+                row = self.db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM entries"
+                                      ).fetchone()
+            position = int(row[0])
+        self.db.execute("DELETE FROM examples WHERE slug = ?", [entry.slug])
+        self.db["entries"].upsert(
+            {
+                "slug": entry.slug,
+                "kind": entry.kind,
+                "title": entry.title,
+                "explanation": entry.explanation,
+                "solution": entry.solution,
+                "keywords": json.dumps(entry.keywords, ensure_ascii=False),
+                "related": json.dumps(entry.related, ensure_ascii=False),
+                "position": position,
+                "updated_at": time.time(),
+            },
+            pk="slug",
+        )
+        self.db["examples"].insert_all(
+            {"slug": entry.slug, "phrase": p, "position": i}
+            for i, p in enumerate(entry.examples)
+        )
+
+    def _delete_entry(self, slug: str) -> None:
+        self.db.execute("DELETE FROM examples WHERE slug = ?", [slug])
+        self.db.execute("DELETE FROM entries WHERE slug = ?", [slug])
+
+    def _write_all(self, entries: Sequence[Entry]) -> None:
+        self.db.execute("DELETE FROM examples")
+        self.db.execute("DELETE FROM entries")
+        for i, entry in enumerate(entries):
+            self._write_entry(entry, i)
+
+    def _record(self, actor: str, action: str, slug: str | None, detail: str,
+                before: Any, after: Any) -> int:
+        return self.db["history"].insert(
+            {
+                "at": time.time(),
+                "actor": actor,
+                "action": action,
+                "slug": slug,
+                "detail": detail,
+                "before": json.dumps(before, ensure_ascii=False),
+                "after": json.dumps(after, ensure_ascii=False),
+                "undone": 0,
+            }
+        ).last_pk
+
+    def _require(self, slug: str) -> Entry:
+        entry = self.get(slug)
+        if entry is None:
+            raise StoreError(f"no entry {slug!r}")
+        return entry
+
+    def _change(self, actor: str, action: str, slug: str, detail: str,
+                before: Entry | None, after: Entry | None) -> None:
+        with self._tx():
+            if after is None:
+                self._delete_entry(slug)
+            else:
+                self._write_entry(after)
+            self._record(actor, action, slug, detail,
+                         before.to_dict() if before else None,
+                         after.to_dict() if after else None)
+            self._bump_revision()
+
+    def add(self, slug: str, title: str, *, actor: str, kind: str = "cause") -> Entry:
+        try:
+            validate_slug(slug)
+        except ValueError as exc:
+            raise StoreError(str(exc)) from None
+        title = clean_text(title)
+        if not title or len(title) > TEXT_FIELDS["title"]:
+            raise StoreError(f"title must be 1-{TEXT_FIELDS['title']} characters")
+        with self._lock:
+            if self.get(slug) is not None:
+                raise StoreError(f"entry {slug!r} exists already")
+            entry = Entry(slug=slug, title=title, kind=kind)
+            self._change(actor, "add", slug, f"add {slug}", None, entry)
+        return entry
+
+    def set_field(self, slug: str, name: str, value: str, *, actor: str) -> Entry:
+        if name not in (*TEXT_FIELDS, "kind"):
+            raise StoreError(f"unknown field {name!r}")
+        value = clean_text(value)
+        if name == "kind":
+            from knowledge.entries import KINDS
+
+            if value not in KINDS:
+                raise StoreError(f"kind must be one of {', '.join(KINDS)}")
+        elif len(value) > TEXT_FIELDS[name] or (name == "title" and not value):
+            raise StoreError(f"{name} must be 1-{TEXT_FIELDS[name]} characters")
+        with self._lock:
+            before = self._require(slug)
+            after = Entry(**{**before.to_dict(), name: value})
+            self._change(actor, "set", slug, f"set {slug}.{name}", before, after)
+        return after
+
+    def add_example(self, slug: str, phrase: str, *, actor: str) -> Entry:
+        phrase = clean_text(phrase)
+        if not phrase or len(phrase) > MAX_EXAMPLE_CHARS:
+            raise StoreError(f"an example must be 1-{MAX_EXAMPLE_CHARS} characters")
+        with self._lock:
+            before = self._require(slug)
+            if phrase in before.examples:
+                raise StoreError(f"{slug!r} has that example already")
+            if len(before.examples) >= MAX_EXAMPLES:
+                raise StoreError(f"{slug!r} has {MAX_EXAMPLES} examples already")
+            after = Entry(**{**before.to_dict(), "examples": [*before.examples, phrase]})
+            self._change(actor, "example", slug, f"example {slug} + {phrase}", before, after)
+        return after
+
+    def remove_example(self, slug: str, phrase: str, *, actor: str) -> Entry:
+        phrase = clean_text(phrase)
+        with self._lock:
+            before = self._require(slug)
+            if phrase not in before.examples:
+                raise StoreError(f"{slug!r} has no such example")
+            examples = [p for p in before.examples if p != phrase]
+            after = Entry(**{**before.to_dict(), "examples": examples})
+            self._change(actor, "unexample", slug, f"unexample {slug} - {phrase}", before, after)
+        return after
+
+    def delete(self, slug: str, *, actor: str) -> Entry:
+        with self._lock:
+            before = self._require(slug)
+            self._change(actor, "delete", slug, f"delete {slug}", before, None)
+        return before
+
+    def import_document(self, data: bytes | str, *, actor: str) -> list[Entry]:
+        """Replace the whole knowledge base with a document, all or nothing."""
+        entries = parse_document(data)
+        with self._lock:
+            before = [e.to_dict() for e in self.entries()]
+            with self._tx():
+                self._write_all(entries)
+                self._record(actor, "import", None, f"import {len(entries)} entries",
+                             before, [e.to_dict() for e in entries])
+                self._bump_revision()
+        return entries
+
+    # -- history --------------------------------------------------------------------------
+
+    def history(self, slug: str | None = None, limit: int = 20) -> list[Change]:
+        where, args = ("WHERE slug = ?", [slug]) if slug else ("", [])
+        with self._lock:
+            rows = list(self.db.query(
+                f"SELECT * FROM history {where} ORDER BY id DESC LIMIT ?", [*args, limit]))
+        return [
+            Change(r["id"], r["at"], r["actor"], r["action"], r["slug"], r["detail"],
+                   json.loads(r["before"] or "null"), json.loads(r["after"] or "null"),
+                   bool(r["undone"]))
+            for r in rows
+        ]
+
+    def undo(self, *, actor: str) -> Change | None:
+        """Take back the latest change not yet undone; returns it, or None if none is left."""
+        with self._lock, self._tx():
+            row = self.db.execute(
+                "SELECT id FROM history WHERE undone = 0 AND action != 'undo' "
+                "ORDER BY id DESC LIMIT 1").fetchone()
+            if row is None:
+                return None
+            change = self._history_row(row[0])
+            if change.action == "import":
+                self._write_all([Entry(**d) for d in change.before])
+            elif change.before is None:
+                self._delete_entry(change.slug)
+            else:
+                self._write_entry(Entry(**change.before))
+            self.db.execute("UPDATE history SET undone = 1 WHERE id = ?", [change.id])
+            self._record(actor, "undo", change.slug, f"undo #{change.id}: {change.detail}",
+                         change.after, change.before)
+            self._bump_revision()
+        return change
+
+    def _history_row(self, change_id: int) -> Change:
+        r = self.db["history"].get(change_id)
+        return Change(r["id"], r["at"], r["actor"], r["action"], r["slug"], r["detail"],
+                      json.loads(r["before"] or "null"), json.loads(r["after"] or "null"),
+                      bool(r["undone"]))
+
+    # -- questions and feedback -----------------------------------------------------------
+
+    def log_question(self, text: str, intent: str | None, score: float) -> int:
+        with self._lock, self._tx():
+            return self.db["questions"].insert({
+                "at": time.time(), "text": text[:500], "intent": intent,
+                "score": score, "matched": int(intent is not None), "assigned": None,
+            }).last_pk
+
+    def unmatched(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.db.query(
+                "SELECT id, at, text, score FROM questions WHERE matched = 0 "
+                "AND assigned IS NULL ORDER BY id DESC LIMIT ?", [limit]))
+
+    def question(self, question_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            rows = list(self.db.query("SELECT * FROM questions WHERE id = ?", [question_id]))
+        return rows[0] if rows else None
+
+    def assign_question(self, question_id: int, slug: str, *, actor: str) -> Entry:
+        """Add an unmatched question as an example of ``slug``."""
+        with self._lock:
+            q = self.question(question_id)
+            if q is None:
+                raise StoreError("no such question")
+            if q["assigned"]:
+                raise StoreError(f"that question was assigned to {q['assigned']!r} already")
+            entry = self.add_example(slug, q["text"][:MAX_EXAMPLE_CHARS], actor=actor)
+            with self._tx():
+                self.db.execute("UPDATE questions SET assigned = ? WHERE id = ?",
+                                [slug, question_id])
+        return entry
+
+    def record_feedback(self, slug: str, helpful: bool, chat: str) -> None:
+        with self._lock, self._tx():
+            self.db["feedback"].insert({"at": time.time(), "slug": slug,
+                                        "helpful": int(helpful), "chat": chat})
+
+    def stats(self, since: float = 0.0) -> dict[str, Any]:
+        with self._lock:
+            per_intent = {
+                (r["intent"] or "-"): r["n"]
+                for r in self.db.query(
+                    "SELECT intent, COUNT(*) AS n FROM questions WHERE at >= ? "
+                    "GROUP BY intent ORDER BY n DESC", [since])
+            }
+            total = sum(per_intent.values())
+            unmatched = self.db.execute(
+                "SELECT COUNT(*) FROM questions WHERE at >= ? AND matched = 0", [since]
+            ).fetchone()[0]
+            feedback = {
+                r["slug"]: (r["up"], r["down"])
+                for r in self.db.query(
+                    "SELECT slug, SUM(helpful) AS up, SUM(1 - helpful) AS down FROM feedback "
+                    "WHERE at >= ? GROUP BY slug ORDER BY slug", [since])
+            }
+        return {"total": total, "unmatched": unmatched, "per_intent": per_intent,
+                "feedback": feedback}

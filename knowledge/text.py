@@ -1,0 +1,176 @@
+"""From a raw message to the tokens the matcher compares.
+
+``normalise`` folds the many ways users type the same thing (full-width forms, Traditional
+characters, case, emoji and punctuation, typos and homophones, latin aliases) into one plain
+Simplified string. ``TextPipeline.tokens`` segments it with jieba (its own ``Tokenizer`` with
+the domain dictionary) and maps surface words to shared concept tokens (``换号``/``换绑`` ->
+``PHONE_CHANGE``), drops function words, and applies negation scope (``没逾期`` ->
+``NOT_OVERDUE``). The lexicon (``data/lexicon.yaml``) is the one synonym list that feeds both
+jieba and the matcher.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+import jieba
+import opencc
+import yaml
+
+log = logging.getLogger(__name__)
+
+# Messages longer than this are cut before matching: a question is short, and segmentation
+# cost grows with length.
+MAX_MATCH_CHARS = 400
+NEGATION_WINDOW = 3
+CONCEPT_FREQ = 200_000
+_NON_WORD = re.compile(r"[\W_]+")
+_ASCII_WORD = re.compile(r"[a-z][a-z0-9]*|[0-9]+[a-z][a-z0-9]*")
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+
+
+@dataclass
+class Lexicon:
+    """The concept lexicon: surface word -> concept, and the normalisation tables."""
+
+    concepts: dict[str, list[str]] = field(default_factory=dict)
+    replace: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    negators: list[str] = field(default_factory=list)
+    stopwords: list[str] = field(default_factory=list)
+    userdict: list[tuple[str, int]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls) -> Lexicon:
+        data = resources.files("knowledge").joinpath("data")
+        raw = yaml.safe_load(data.joinpath("lexicon.yaml").read_text("utf-8"))
+        userdict = []
+        for line in data.joinpath("userdict.txt").read_text("utf-8").splitlines():
+            parts = line.split()
+            if parts and not parts[0].startswith("#"):
+                freq = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 2000
+                userdict.append((parts[0], freq))
+        return cls(
+            concepts={k: [str(s) for s in v] for k, v in (raw.get("concepts") or {}).items()},
+            replace={str(k): str(v) for k, v in (raw.get("replace") or {}).items()},
+            aliases={str(k).lower(): str(v) for k, v in (raw.get("aliases") or {}).items()},
+            negators=[str(w) for w in raw.get("negators") or []],
+            stopwords=[str(w) for w in raw.get("stopwords") or []],
+            userdict=userdict,
+        )
+
+    @cached_property
+    def surface_to_concept(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for concept, surfaces in self.concepts.items():
+            for surface in surfaces:
+                out.setdefault(normalise_basic(surface), concept)
+        return out
+
+
+_t2s = opencc.OpenCC("t2s")
+
+
+def normalise_basic(text: str) -> str:
+    """Width, script and case folding; no domain knowledge."""
+    text = text.translate(_ZERO_WIDTH)
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return _t2s.convert(text).lower()
+
+
+class TextPipeline:
+    """Normalisation and segmentation with the domain lexicon; thread-safe after construction."""
+
+    def __init__(self, lexicon: Lexicon | None = None) -> None:
+        self.lexicon = lexicon or Lexicon.load()
+        lex = self.lexicon
+        self._surface = lex.surface_to_concept
+        self._negators = set(lex.negators)
+        self._stopwords = set(lex.stopwords) - self._negators
+        keys = sorted(lex.replace, key=len, reverse=True)
+        self._replace_re = re.compile("|".join(map(re.escape, keys))) if keys else None
+        self._lock = threading.Lock()
+        self.tokenizer = _make_tokenizer(
+            [(w, CONCEPT_FREQ) for w in self._surface]
+            + [(n, CONCEPT_FREQ) for n in lex.negators if len(n) > 1]
+            + lex.userdict
+        )
+
+    def normalise(self, text: str) -> str:
+        """Fold a raw message into plain lower-case Simplified Chinese words and spaces."""
+        text = normalise_basic(text[: MAX_MATCH_CHARS * 2])[:MAX_MATCH_CHARS]
+        if self.lexicon.aliases:
+            text = _ASCII_WORD.sub(self._alias, text)
+        if self._replace_re is not None:
+            text = self._replace_re.sub(lambda m: self.lexicon.replace[m.group(0)], text)
+        return " ".join(_NON_WORD.sub(" ", text).split())
+
+    def _alias(self, m: re.Match[str]) -> str:
+        word = m.group(0)
+        alias = self.lexicon.aliases.get(word)
+        return f" {alias} " if alias else word
+
+    def segment(self, normalised: str) -> list[str]:
+        """jieba words of a normalised string (spaces dropped)."""
+        with self._lock:  # jieba's Tokenizer is not documented as thread-safe
+            words = self.tokenizer.lcut(normalised, HMM=True)
+        return [w for w in words if not w.isspace()]
+
+    def concepts(self, words: Iterable[str]) -> list[str]:
+        """Map words to concept tokens, drop stop words, apply negation scope."""
+        out: list[str] = []
+        negate_left = 0
+        for word in words:
+            if word in self._negators:
+                negate_left = NEGATION_WINDOW
+                continue
+            concept = self._surface.get(word)
+            if concept is not None:
+                if negate_left:
+                    concept = "NOT_" + concept
+                    negate_left = 0
+                out.append(concept)
+                continue
+            if negate_left:
+                negate_left -= 1
+            if word not in self._stopwords:
+                out.append(word)
+        return out
+
+    def tokens(self, text: str) -> list[str]:
+        """The matcher's view of a raw message."""
+        return self.concepts(self.segment(self.normalise(text)))
+
+
+def jieba_cache_dir() -> Path:
+    """Where jieba keeps its dictionary cache: JIEBA_CACHE_DIR, else the user cache dir."""
+    configured = os.environ.get("JIEBA_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jiebei-bot"
+
+
+def _make_tokenizer(words: list[tuple[str, int]]) -> jieba.Tokenizer:
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer()
+    cache = jieba_cache_dir()
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tokenizer.tmp_dir = str(cache)
+    except OSError:
+        log.debug("jieba cache dir %s not writable; using the system temp dir", cache)
+    tokenizer.initialize()
+    for word, freq in words:
+        if word and " " not in word:
+            tokenizer.add_word(word, freq)
+    return tokenizer
