@@ -369,12 +369,19 @@ class Store:
             for r in rows
         ]
 
-    def undo(self, *, actor: str) -> Change | None:
-        """Take back the latest change not yet undone; returns it, or None if none is left."""
+    def undo(self, *, actor: str, change_id: int | None = None) -> Change | None:
+        """Take back the latest change not yet undone; returns it, or None if none is left.
+
+        With ``change_id`` (an undo button shown after one particular edit) only that change
+        is taken back, and only while it is still the latest: StoreError otherwise, so a
+        stale button never undoes somebody else's later edit.
+        """
         with self._lock, self._tx():
             row = self.db.execute(
                 "SELECT id FROM history WHERE undone = 0 AND action != 'undo' "
                 "ORDER BY id DESC LIMIT 1").fetchone()
+            if change_id is not None and (row is None or row[0] != change_id):
+                raise StoreError(f"change #{change_id} is no longer the latest change")
             if row is None:
                 return None
             change = self._history_row(row[0])
@@ -429,6 +436,19 @@ class Store:
                 self.db.execute("UPDATE questions SET assigned = ? WHERE id = ?",
                                 [slug, question_id])
         return entry
+
+    def mark_assigned(self, question_ids: Sequence[int], slug: str) -> int:
+        """Mark unmatched questions as dealt with, without adding them as examples: the
+        near-duplicates of a question just assigned with :meth:`assign_question`."""
+        ids = [int(i) for i in question_ids]
+        if not ids:
+            return 0
+        marks = ", ".join("?" * len(ids))
+        with self._lock, self._tx():
+            cursor = self.db.execute(
+                f"UPDATE questions SET assigned = ? WHERE assigned IS NULL AND id IN ({marks})",
+                [slug, *ids])
+            return cursor.rowcount
 
     def record_feedback(self, slug: str, helpful: bool, chat: str) -> None:
         with self._lock, self._tx():
