@@ -1,0 +1,215 @@
+"""Guided diagnosis: a few yes/no questions that re-rank the eleven causes.
+
+The questions live in ``data/diagnosis.yaml``::
+
+    {version: 1, questions: [{id, text, yes: [cause slugs], maybe: [cause slugs]}]}
+
+A :class:`Diagnosis` holds a probability for each cause, uniform at the start unless a prior
+is given. Each question is a likelihood model: the chance that a user whose cause is ``c``
+answers 是 is ``P_YES`` when ``c`` is in the question's ``yes`` list, ``P_MAYBE`` when it is
+in ``maybe`` and ``P_OTHER`` otherwise. An answer of 是 multiplies every cause's probability
+by that chance, 否 by its complement, and the result is normalised (Bayes' rule). 不确定 tells
+us nothing and leaves the probabilities unchanged.
+
+The next question is the unasked one whose answer is expected to reduce the entropy of the
+cause distribution the most (the greatest expected information gain). The diagnosis stops
+once the top cause reaches ``STOP_POSTERIOR``, after ``MAX_QUESTIONS`` questions, or when no
+question is left.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+
+import yaml
+
+from knowledge.entries import CAUSE_SLUGS
+
+DIAGNOSIS_VERSION = 1
+# P(answer 是 | cause): the cause is named in the question's "yes" list, in its "maybe" list,
+# or not at all. Not 1.0 and 0.0: people misremember, and one answer must never rule a cause
+# out for good.
+P_YES = 0.85
+P_MAYBE = 0.5
+P_OTHER = 0.1
+STOP_POSTERIOR = 0.6
+MAX_QUESTIONS = 6
+
+Answer = Literal["yes", "no", "unsure"]
+ANSWERS: tuple[Answer, ...] = ("yes", "no", "unsure")
+
+
+class DiagnosisError(ValueError):
+    """The questions file is invalid; the message names the question and field."""
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    text: str
+    yes: frozenset[str] = frozenset()
+    maybe: frozenset[str] = frozenset()
+
+    def p_yes(self, cause: str) -> float:
+        """The chance that a user with ``cause`` answers 是."""
+        if cause in self.yes:
+            return P_YES
+        if cause in self.maybe:
+            return P_MAYBE
+        return P_OTHER
+
+
+def _slug_list(where: str, name: str, value: Any, causes: frozenset[str]) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise DiagnosisError(f"{where}: field '{name}' must be a list of cause slugs")
+    unknown = [v for v in value if v not in causes]
+    if unknown:
+        raise DiagnosisError(f"{where}: field '{name}' names unknown cause {unknown[0]!r}")
+    return frozenset(value)
+
+
+def parse_questions(text: str, causes: Iterable[str] = CAUSE_SLUGS) -> list[Question]:
+    """Parse and validate a diagnosis document; raises DiagnosisError."""
+    known = frozenset(causes)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DiagnosisError(f"diagnosis questions are not valid YAML: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("version") != DIAGNOSIS_VERSION:
+        raise DiagnosisError(f"diagnosis questions must have version {DIAGNOSIS_VERSION}")
+    raw = doc.get("questions")
+    if not isinstance(raw, list) or not raw:
+        raise DiagnosisError("field 'questions' must be a non-empty list")
+    out: list[Question] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        where = f"question {i + 1}"
+        if not isinstance(item, dict):
+            raise DiagnosisError(f"{where}: must be an object")
+        qid, qtext = item.get("id"), item.get("text")
+        if not isinstance(qid, str) or not qid.strip():
+            raise DiagnosisError(f"{where}: field 'id' must be a non-empty string")
+        where = f"question {i + 1} ({qid})"
+        if qid in seen:
+            raise DiagnosisError(f"{where}: field 'id' is a duplicate")
+        if not isinstance(qtext, str) or not qtext.strip():
+            raise DiagnosisError(f"{where}: field 'text' must be a non-empty string")
+        # PyYAML reads a bare `yes:` key as the boolean True.
+        yes = _slug_list(where, "yes", item.get("yes", item.get(True)), known)
+        maybe = _slug_list(where, "maybe", item.get("maybe"), known)
+        if yes & maybe:
+            raise DiagnosisError(f"{where}: {sorted(yes & maybe)[0]!r} is in both yes and maybe")
+        seen.add(qid)
+        out.append(Question(qid, qtext.strip(), yes, maybe))
+    return out
+
+
+def load_questions() -> list[Question]:
+    """The questions shipped with the package (knowledge/data/diagnosis.yaml)."""
+    path = resources.files("knowledge").joinpath("data/diagnosis.yaml")
+    return parse_questions(path.read_text("utf-8"))
+
+
+def entropy(probabilities: Iterable[float]) -> float:
+    """Shannon entropy in bits."""
+    return -sum(p * math.log2(p) for p in probabilities if p > 0)
+
+
+def _normalised(weights: Mapping[str, float]) -> dict[str, float]:
+    total = sum(weights.values())
+    if total <= 0:  # cannot happen with likelihoods in (0, 1); kept as a guard
+        return {c: 1 / len(weights) for c in weights}
+    return {c: w / total for c, w in weights.items()}
+
+
+def update(posterior: Mapping[str, float], question: Question, answer: Answer) -> dict[str, float]:
+    """Bayes' rule for one answer; 不确定 returns the distribution unchanged."""
+    if answer == "unsure":
+        return dict(posterior)
+    if answer == "yes":
+        return _normalised({c: p * question.p_yes(c) for c, p in posterior.items()})
+    if answer == "no":
+        return _normalised({c: p * (1 - question.p_yes(c)) for c, p in posterior.items()})
+    raise ValueError(f"unknown answer {answer!r}")
+
+
+def information_gain(posterior: Mapping[str, float], question: Question) -> float:
+    """Expected entropy reduction (bits) from asking ``question``, over 是 and 否."""
+    p_yes = sum(p * question.p_yes(c) for c, p in posterior.items())
+    expected = 0.0
+    for answer, p_answer in (("yes", p_yes), ("no", 1 - p_yes)):
+        if p_answer > 0:
+            expected += p_answer * entropy(update(posterior, question, answer).values())
+    return entropy(posterior.values()) - expected
+
+
+@dataclass
+class Diagnosis:
+    """One user's diagnosis in progress. Plain data; no I/O."""
+
+    questions: list[Question]
+    posterior: dict[str, float] = field(default_factory=dict)
+    asked: list[tuple[str, Answer]] = field(default_factory=list)
+    current: Question | None = None
+
+    def __post_init__(self) -> None:
+        if not self.posterior:
+            self.posterior = {c: 1 / len(CAUSE_SLUGS) for c in CAUSE_SLUGS}
+        else:
+            self.posterior = _normalised(self.posterior)
+        self.current = self._pick()
+
+    @classmethod
+    def start(
+        cls, questions: list[Question] | None = None, prior: Mapping[str, float] | None = None
+    ) -> Diagnosis:
+        return cls(questions if questions is not None else load_questions(), dict(prior or {}))
+
+    @property
+    def step(self) -> int:
+        """How many questions have been answered."""
+        return len(self.asked)
+
+    @property
+    def done(self) -> bool:
+        return self.current is None
+
+    def _pick(self) -> Question | None:
+        if self.ranked()[0][1] >= STOP_POSTERIOR or len(self.asked) >= MAX_QUESTIONS:
+            return None
+        asked = {qid for qid, _ in self.asked}
+        best, best_gain = None, -1.0
+        for q in self.questions:  # ties go to the earlier question in the file
+            if q.id in asked:
+                continue
+            gain = information_gain(self.posterior, q)
+            if gain > best_gain + 1e-12:
+                best, best_gain = q, gain
+        return best
+
+    def answer(self, answer: Answer) -> Question | None:
+        """Answer the current question; returns the next one (None when finished)."""
+        if self.current is None:
+            raise ValueError("the diagnosis is finished")
+        if answer not in ANSWERS:
+            raise ValueError(f"unknown answer {answer!r}")
+        self.posterior = update(self.posterior, self.current, answer)
+        self.asked.append((self.current.id, answer))
+        self.current = self._pick()
+        return self.current
+
+    def ranked(self) -> list[tuple[str, float]]:
+        """Every cause with its probability, most likely first."""
+        order = {c: i for i, c in enumerate(self.posterior)}
+        return sorted(self.posterior.items(), key=lambda kv: (-kv[1], order[kv[0]]))
+
+    def result(self, n: int = 3, floor: float = 0.05) -> list[tuple[str, float]]:
+        """The top causes: the best always, then up to ``n - 1`` more of at least ``floor``."""
+        ranked = self.ranked()
+        return ranked[:1] + [(c, p) for c, p in ranked[1:n] if p >= floor]
