@@ -1,0 +1,95 @@
+# syntax=docker/dockerfile:1
+#
+# jiebei-bot: the Telegram help bot, long polling by default.
+#
+#   docker build -t jiebei-bot .
+#   docker run -d --name jiebei-bot --env-file .env -v jiebei-data:/data jiebei-bot
+#   docker run --rm -v jiebei-data:/data jiebei-bot jiebei-bot kb export > backup.json
+#
+# Webhook mode instead of polling (behind a TLS-terminating proxy; see EXPOSE below):
+#   docker run ... -p 8443:8443 jiebei-bot jiebei-bot run --webhook https://bot.example.org/tg
+#
+# Needs BuildKit (the default builder since Docker 23) for the RUN --mount steps.
+
+# ---------------------------------------------------------------------------------------
+# builder: every wheel the runtime needs, dependencies first so that their layer is reused
+# while only the project's source changes.
+FROM python:3.11-slim AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /src
+
+# The dependency list comes from pyproject.toml alone, so this layer and the next are
+# rebuilt only when pyproject.toml changes. jieba ships only an sdist; it is built here.
+COPY pyproject.toml ./
+RUN python -c "import pathlib, tomllib; deps = tomllib.loads(pathlib.Path('pyproject.toml').read_text())['project']['dependencies']; pathlib.Path('requirements.txt').write_text('\n'.join(deps) + '\n')" \
+    && pip wheel --wheel-dir /wheels/deps --requirement requirements.txt \
+    && cp requirements.txt /wheels/requirements.txt
+
+# The project itself, as a wheel (the shipped entries and lexicon are package data).
+COPY README.md ./
+COPY bot ./bot
+COPY knowledge ./knowledge
+RUN pip wheel --no-deps --wheel-dir /wheels/app .
+
+# ---------------------------------------------------------------------------------------
+# runtime: a virtual environment with the wheels installed, no compilers, no sources.
+FROM python:3.11-slim
+
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="jiebei-bot" \
+      org.opencontainers.image.description="借呗助手: a Telegram help bot that explains why an Alipay 借呗 credit line stopped and what to do" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.base.name="docker.io/library/python:3.11-slim"
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONUNBUFFERED=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    KNOWLEDGE_DB=/data/knowledge.db \
+    JIEBA_CACHE_DIR=/opt/jieba-cache
+
+# A fixed, unprivileged uid/gid: the /data volume's owner, and numeric so that Kubernetes'
+# runAsNonRoot can verify it. --no-log-init keeps a high uid from bloating /var/log/faillog.
+RUN groupadd --system --gid 10001 bot \
+    && useradd --system --no-log-init --uid 10001 --gid bot --home-dir /home/bot \
+       --create-home --shell /usr/sbin/nologin bot \
+    && python -m venv /opt/venv
+
+# Dependencies: their own layer, reused until pyproject.toml changes. The wheels are bind
+# mounted from the builder, so they never become part of an image layer.
+RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
+    pip install --no-index --find-links=/wheels/deps --requirement /wheels/requirements.txt
+
+# The project, without dependencies (all installed above); pip check proves the set whole.
+RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
+    pip install --no-index --no-deps /wheels/app/*.whl \
+    && pip check
+
+# jieba builds a dictionary cache on first use (a couple of seconds). Build it now, as root,
+# into JIEBA_CACHE_DIR and leave it world-readable but not writable: the runtime user loads
+# it, and jieba only logs if it ever wanted to rewrite it.
+RUN python -c "from knowledge.text import TextPipeline; TextPipeline()" \
+    && test -n "$(ls -A /opt/jieba-cache)" \
+    && chmod -R a+rX,go-w /opt/jieba-cache
+
+# The knowledge base lives on a volume; it is created and seeded on first start.
+RUN mkdir /data && chown bot:bot /data
+VOLUME ["/data"]
+
+WORKDIR /home/bot
+USER 10001:10001
+
+# Only used in webhook mode (jiebei-bot run --webhook URL --port 8443).
+EXPOSE 8443
+
+# Opens the knowledge base and asks the matcher one question; it does not call Telegram.
+HEALTHCHECK --interval=60s --timeout=20s --start-period=30s --retries=3 \
+    CMD ["jiebei-bot", "health"]
+
+# python-telegram-bot stops cleanly on SIGTERM (docker stop), so no init process is needed.
+CMD ["jiebei-bot", "run"]
