@@ -1,0 +1,518 @@
+"""The conversation with a user, independent of the transport (Telegram or a terminal).
+
+``Conversation`` turns what a user sends (text, a command, a pressed button) into
+:class:`~bot.render.Reply` objects. It keeps a little state per chat in memory: the cause
+discussed last (so that "那怎么办" has something to refer to), the recent answers (for their
+"这不是我的情况" and feedback buttons) and a guided diagnosis in progress. The state is
+bounded (least recently used chats are forgotten first) and expires when a chat is idle.
+
+State is always looked up by the chat the message or button press came from, never from
+callback data, so one user can never reach another's state.
+
+Callback data (at most 64 bytes; every user button starts with ``u:``; ``a:`` belongs to the
+admin module):
+
+====================================  ===================================================
+``u:c``                               the list of causes
+``u:e:<slug>``                        show an entry
+``u:ds``                              start a guided diagnosis
+``u:d:<token>:<step>:<y|n|u>``        answer question ``step`` of diagnosis ``token``
+``u:d:<token>:x``                     cancel diagnosis ``token``
+``u:o:<ref>:<slug>``                  "这不是我的情况" on answer ``ref`` (about ``slug``)
+``u:f:<ref>:<y|n>:<slug>``            feedback 有帮助 / 没帮助 on answer ``ref``
+====================================  ===================================================
+
+Methods are thread-safe: a front end may call them from worker threads (the Telegram front
+end does, to keep SQLite writes off the event loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+
+from bot import texts
+from bot.render import MAX_CALLBACK_BYTES, Button, Reply, esc
+from knowledge.base import KnowledgeBase
+from knowledge.diagnosis import MAX_QUESTIONS, Answer, Diagnosis, Question, load_questions
+from knowledge.entries import SLUG_RE, Entry
+from knowledge.matcher import Match
+from knowledge.store import StoreError
+
+log = logging.getLogger(__name__)
+
+USER_PREFIX = "u:"
+MAX_CHATS = 10_000
+CHAT_TTL = 6 * 3600.0  # seconds of silence after which a chat's state is forgotten
+DIAGNOSIS_TTL = 3600.0  # a diagnosis left unanswered this long has ended
+MAX_ANSWERS = 20  # recent answers a chat keeps for their buttons
+MAX_OTHER_BUTTONS = 3
+# Other candidates this close to the answer's score are offered as "other likely causes".
+LIKELY_WITHIN = 15.0
+# Short follow-ups ("那怎么办", "多久能恢复") refer to the cause discussed last.
+FOLLOW_UP_MAX_CHARS = 16
+FOLLOW_UP_CUES = (
+    "怎么办", "咋办", "怎么弄", "咋弄", "咋整", "怎么搞", "怎么解决", "如何解决", "怎么处理",
+    "怎么做", "咋做", "多久", "多长时间", "几天", "什么时候", "啥时候", "恢复", "还能", "能开通",
+    "重新开通", "然后呢", "然后", "接下来", "下一步", "解决", "处理",
+)  # fmt: skip
+# Typed answers while a diagnosis is running (the terminal has no buttons to press).
+TYPED_ANSWERS: dict[str, Answer] = {
+    **dict.fromkeys(("是", "是的", "对", "对的", "有", "有的", "有过", "嗯", "y", "yes"), "yes"),
+    **dict.fromkeys(("否", "不是", "没有", "没", "无", "不", "没有过", "n", "no"), "no"),
+    **dict.fromkeys(("不确定", "不知道", "不清楚", "不记得", "忘了", "说不好", "?"), "unsure"),
+}
+_ANSWER_CODES: dict[str, Answer] = {"y": "yes", "n": "no", "u": "unsure"}
+_PUNCTUATION = re.compile(r"[\s\W_]+")
+
+
+@dataclass
+class _Answered:
+    """A cause answer the bot gave, kept for its buttons."""
+
+    slug: str
+    others: tuple[str, ...]  # the next candidate causes of the question
+    feedback: bool = False
+
+
+@dataclass
+class _Session:
+    token: str
+    diagnosis: Diagnosis
+    started: float
+
+
+@dataclass
+class _ChatState:
+    seen: float
+    last_cause: str | None = None
+    answers: OrderedDict[int, _Answered] = field(default_factory=OrderedDict)
+    next_ref: int = 1
+    session: _Session | None = None
+
+    def remember(self, answered: _Answered) -> int:
+        ref = self.next_ref
+        self.next_ref += 1
+        self.answers[ref] = answered
+        while len(self.answers) > MAX_ANSWERS:
+            self.answers.popitem(last=False)
+        return ref
+
+    def answered(self, ref: str, slug: str) -> _Answered | None:
+        got = self.answers.get(int(ref)) if ref.isdigit() else None
+        return got if got is not None and got.slug == slug else None
+
+
+def _row(*buttons: Button) -> list[Button]:
+    return list(buttons)
+
+
+def _diagnose_button(again: bool = False) -> Button:
+    return Button(texts.BTN_DIAGNOSE_AGAIN if again else texts.BTN_DIAGNOSE, "u:ds")
+
+
+def _causes_button() -> Button:
+    return Button(texts.BTN_CAUSES, "u:c")
+
+
+def _entry_button(entry: Entry) -> Button:
+    return Button(entry.title, f"u:e:{entry.slug}")
+
+
+class Conversation:
+    """What the bot answers. ``store_writes=False`` answers without writing to the store.
+
+    ``chat_id`` in every method is the conversation's key: the chat, or ``(chat, user)`` for
+    a user in a group chat.
+    """
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        store_writes: bool = True,
+        *,
+        questions: list[Question] | None = None,
+        max_chats: int = MAX_CHATS,
+        chat_ttl: float = CHAT_TTL,
+        diagnosis_ttl: float = DIAGNOSIS_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.kb = kb
+        self.store_writes = store_writes
+        self.questions = questions if questions is not None else load_questions()
+        self.max_chats = max_chats
+        self.chat_ttl = chat_ttl
+        self.diagnosis_ttl = diagnosis_ttl
+        self.clock = clock
+        self._chats: OrderedDict[Hashable, _ChatState] = OrderedDict()
+        self._lock = threading.RLock()
+
+    # -- state ----------------------------------------------------------------------------
+
+    def _state(self, chat_id: Hashable) -> _ChatState:
+        """The chat's state (a fresh one when unknown or expired); caller holds the lock."""
+        now = self.clock()
+        state = self._chats.get(chat_id)
+        if state is None or now - state.seen > self.chat_ttl:
+            state = _ChatState(seen=now)
+            self._chats[chat_id] = state
+        state.seen = now
+        self._chats.move_to_end(chat_id)
+        while len(self._chats) > self.max_chats:
+            self._chats.popitem(last=False)
+        return state
+
+    def chats(self) -> int:
+        """How many chats have state in memory."""
+        return len(self._chats)
+
+    # -- store writes ---------------------------------------------------------------------
+
+    def _log_question(self, text: str, intent: str | None, score: float) -> None:
+        if not self.store_writes:
+            return
+        try:
+            self.kb.store.log_question(text, intent, score)
+        except (StoreError, sqlite3.Error):
+            # An answer is worth more than its statistics row.
+            log.warning("could not log a question", exc_info=True)
+
+    def _record_feedback(self, slug: str, helpful: bool, chat_id: Hashable) -> None:
+        if not self.store_writes:
+            return
+        try:
+            chat = chat_id[0] if isinstance(chat_id, tuple) else chat_id
+            self.kb.store.record_feedback(slug, helpful, str(chat))
+        except (StoreError, sqlite3.Error):
+            log.warning("could not record feedback", exc_info=True)
+
+    # -- building blocks ------------------------------------------------------------------
+
+    def _cause_rows(self, exclude: str | None = None) -> list[list[Button]]:
+        return [[_entry_button(e)] for e in self.kb.causes() if e.slug != exclude]
+
+    def _closing_note(self) -> str:
+        """The overview's note that a stopped 借呗 needs the system's re-evaluation."""
+        overview = self.kb.entry("overview")
+        if overview is None:
+            return ""
+        for part in (overview.explanation, overview.solution):
+            for sentence in re.findall(r"[^。！？\n]*评估[^。！？\n]*[。！？]?", part):
+                return sentence.strip()
+        return ""
+
+    @staticmethod
+    def _entry_text(entry: Entry, with_title: bool = True) -> str:
+        parts = [f"<b>{esc(entry.title)}</b>"] if with_title else []
+        if entry.explanation:
+            parts.append(esc(entry.explanation))
+        if entry.solution:
+            if entry.is_cause:
+                parts.append(f"<b>{texts.SOLUTION_HEADING}</b>\n{esc(entry.solution)}")
+            else:
+                parts.append(esc(entry.solution))
+        return "\n\n".join(parts)
+
+    def _cause_reply(
+        self, state: _ChatState, entry: Entry, match: Match | None = None, text: str | None = None
+    ) -> Reply:
+        """A cause: title, explanation, solution, and the follow-up buttons."""
+        others: list[str] = []
+        likely: list[str] = []
+        if match is not None:
+            rest = [c for c in match.candidates if c.kind == "cause" and c.slug != entry.slug]
+            others = [c.slug for c in rest]
+            likely = [c.slug for c in rest if c.score >= match.score - LIKELY_WITHIN]
+        ref = state.remember(_Answered(entry.slug, tuple(others)))
+        state.last_cause = entry.slug
+        rows: list[list[Button]] = []
+        shown: set[str] = {entry.slug}
+        for slug in [*likely, *entry.related]:
+            other = self.kb.entry(slug)
+            if other is not None and other.is_cause and slug not in shown:
+                shown.add(slug)
+                rows.append([_entry_button(other)])
+            if len(rows) >= MAX_OTHER_BUTTONS:
+                break
+        rows.append(_row(Button(texts.BTN_NOT_MINE, f"u:o:{ref}:{entry.slug}"), _diagnose_button()))
+        rows.append(
+            _row(
+                Button(texts.BTN_HELPFUL, f"u:f:{ref}:y:{entry.slug}"),
+                Button(texts.BTN_UNHELPFUL, f"u:f:{ref}:n:{entry.slug}"),
+            )
+        )
+        score = match.score if match is not None else 100.0
+        return Reply(text if text is not None else self._entry_text(entry), rows, entry.slug, score)
+
+    def _overview_reply(self, entry: Entry, score: float = 100.0) -> Reply:
+        rows = [*self._cause_rows(), [_diagnose_button()]]
+        return Reply(self._entry_text(entry), rows, entry.slug, score)
+
+    def _other_reply(self, entry: Entry, score: float = 100.0) -> Reply:
+        """Redirects and small talk: their text, then the way back to the causes."""
+        rows = [[_causes_button()], [_diagnose_button()]]
+        return Reply(self._entry_text(entry, with_title=False), rows, entry.slug, score)
+
+    def _entry_reply(self, state: _ChatState, entry: Entry, match: Match | None = None) -> Reply:
+        score = match.score if match is not None else 100.0
+        if entry.is_cause:
+            return self._cause_reply(state, entry, match)
+        if entry.kind == "overview":
+            return self._overview_reply(entry, score)
+        return self._other_reply(entry, score)
+
+    def _stale(self, text: str = texts.STALE_BUTTON) -> list[Reply]:
+        return [Reply(text, [[_causes_button()], [_diagnose_button()]])]
+
+    # -- commands -------------------------------------------------------------------------
+
+    def start(self) -> list[Reply]:
+        """/start: what the bot does, the causes and the diagnosis."""
+        return [Reply(texts.START, [*self._cause_rows(), [_diagnose_button()]])]
+
+    def help(self) -> list[Reply]:
+        """/help."""
+        return [Reply(texts.HELP, [[_causes_button()], [_diagnose_button()]])]
+
+    def causes(self) -> list[Reply]:
+        """/causes: every cause as a button."""
+        return [Reply(texts.CAUSES, [*self._cause_rows(), [_diagnose_button()]])]
+
+    def command(self, chat_id: Hashable, text: str) -> list[Reply]:
+        """A command typed as text (``/start``, ``/help``, ``/causes``, ``/diagnose``)."""
+        name = text.split()[0][1:].split("@")[0].lower()
+        if name == "start":
+            return self.start()
+        if name == "help":
+            return self.help()
+        if name == "causes":
+            return self.causes()
+        if name == "diagnose":
+            return self.diagnose(chat_id)
+        return [Reply(texts.UNKNOWN_COMMAND)]
+
+    # -- free text ------------------------------------------------------------------------
+
+    def _is_follow_up(self, state: _ChatState, text: str, match: Match) -> bool:
+        if state.last_cause is None or self.kb.entry(state.last_cause) is None:
+            return False
+        if match.intent is not None and not match.ambiguous:
+            entry = self.kb.entry(match.intent)
+            if entry is not None and entry.is_cause:
+                return False  # a cause named outright is a new question
+        folded = _PUNCTUATION.sub("", self.kb.pipeline.normalise(text))
+        return len(folded) <= FOLLOW_UP_MAX_CHARS and any(c in folded for c in FOLLOW_UP_CUES)
+
+    def on_text(self, chat_id: Hashable, text: str) -> list[Reply]:
+        """A message from the user: answer it, and log the question."""
+        text = text.strip()
+        if not text:
+            return [Reply(texts.EMPTY)]
+        if text.startswith("/"):
+            return self.command(chat_id, text)
+        with self._lock:
+            state = self._state(chat_id)
+            typed = TYPED_ANSWERS.get(_PUNCTUATION.sub("", text.lower()) or text)
+            if state.session is not None and typed is not None:
+                return self._answer(state, state.session, typed, edit=False)
+        match = self.kb.match(text)
+        with self._lock:
+            state = self._state(chat_id)
+            replies, logged = self._answer_text(state, text, match)
+        self._log_question(text, logged, match.score)
+        return replies
+
+    def _answer_text(
+        self, state: _ChatState, text: str, match: Match
+    ) -> tuple[list[Reply], str | None]:
+        """Replies to a matched message, and the intent to log it under."""
+        entry = self.kb.entry(match.intent) if match.intent else None
+        if self._is_follow_up(state, text, match):
+            cause = self.kb.entry(state.last_cause or "")
+            assert cause is not None  # checked by _is_follow_up
+            parts = [esc(texts.FOLLOW_UP.format(title=cause.title))]
+            parts.append(esc(cause.solution or cause.explanation))
+            note = self._closing_note()
+            if note and note not in cause.solution:
+                parts.append(esc(note))
+            reply = self._cause_reply(state, cause, None, "\n\n".join(parts))
+            return [Reply(reply.text_html, reply.buttons, cause.slug, match.score)], cause.slug
+        if entry is not None and match.ambiguous:
+            rows = []
+            for candidate in match.close_causes():
+                close = self.kb.entry(candidate.slug)
+                if close is not None:
+                    rows.append([_entry_button(close)])
+            if len(rows) >= 2:
+                rows += [[_causes_button()], [_diagnose_button()]]
+                return [Reply(texts.AMBIGUOUS, rows, match.intent, match.score)], match.intent
+        if entry is not None:
+            return [self._entry_reply(state, entry, match)], entry.slug
+        rows = [*self._cause_rows(), [_diagnose_button()]]
+        return [Reply(texts.NO_MATCH, rows, None, match.score)], None
+
+    # -- buttons --------------------------------------------------------------------------
+
+    def on_button(self, chat_id: Hashable, data: str) -> list[Reply]:
+        """A pressed button. A reply with ``edit`` set replaces the pressed message."""
+        if (
+            not data.startswith(USER_PREFIX)
+            or len(data.encode("utf-8", "replace")) > MAX_CALLBACK_BYTES
+        ):
+            return self._stale()
+        parts = data[len(USER_PREFIX) :].split(":")
+        kind, args = parts[0], parts[1:]
+        if kind == "c" and not args:
+            return self.causes()
+        if kind == "ds" and not args:
+            return self.diagnose(chat_id)
+        if kind == "e" and len(args) == 1:
+            return self._show_entry(chat_id, args[0])
+        if kind == "d" and len(args) in (2, 3):
+            return self._diagnosis_button(chat_id, args)
+        if kind == "o" and len(args) == 2:
+            return self._not_mine(chat_id, args[0], args[1])
+        if kind == "f" and len(args) == 3 and args[1] in ("y", "n"):
+            return self._feedback(chat_id, args[0], args[1] == "y", args[2])
+        return self._stale()
+
+    def _show_entry(self, chat_id: Hashable, slug: str) -> list[Reply]:
+        entry = self.kb.entry(slug)
+        if entry is None:
+            return self._stale(texts.ENTRY_GONE)
+        with self._lock:
+            return [self._entry_reply(self._state(chat_id), entry)]
+
+    def _not_mine(self, chat_id: Hashable, ref: str, slug: str) -> list[Reply]:
+        with self._lock:
+            answered = self._state(chat_id).answered(ref, slug)
+        others = [
+            s
+            for s in (answered.others if answered else ())
+            if (e := self.kb.entry(s)) is not None and e.is_cause
+        ]
+        rows = [[_entry_button(e)] for s in others[:4] if (e := self.kb.entry(s)) is not None]
+        if rows:
+            rows += [[_causes_button()], [_diagnose_button()]]
+            return [Reply(texts.NOT_MINE, rows)]
+        return [Reply(texts.NOT_MINE_NONE, [*self._cause_rows(exclude=slug), [_diagnose_button()]])]
+
+    def _feedback(self, chat_id: Hashable, ref: str, helpful: bool, slug: str) -> list[Reply]:
+        if not SLUG_RE.match(slug):
+            return self._stale()
+        with self._lock:
+            answered = self._state(chat_id).answered(ref, slug)
+            if answered is not None:
+                if answered.feedback:
+                    return [Reply(texts.FEEDBACK_DONE)]
+                answered.feedback = True
+        self._record_feedback(slug, helpful, chat_id)
+        if helpful:
+            return [Reply(texts.FEEDBACK_THANKS)]
+        return [Reply(texts.FEEDBACK_SORRY, [[_diagnose_button()], [_causes_button()]])]
+
+    # -- guided diagnosis -----------------------------------------------------------------
+
+    def diagnose(self, chat_id: Hashable) -> list[Reply]:
+        """/diagnose: start a new diagnosis (buttons of an earlier one stop working)."""
+        session = _Session(secrets.token_hex(4), Diagnosis.start(self.questions), self.clock())
+        with self._lock:
+            self._state(chat_id).session = session
+        intro = texts.DIAG_INTRO.format(max=MAX_QUESTIONS)
+        return [self._question_reply(session, intro=intro)]
+
+    def _question_reply(self, session: _Session, *, intro: str = "", edit: bool = False) -> Reply:
+        d = session.diagnosis
+        assert d.current is not None
+        parts = [intro] if intro else []
+        if d.step:
+            slug, p = d.ranked()[0]
+            entry = self.kb.entry(slug)
+            parts.append(
+                texts.DIAG_LEADING.format(
+                    title=esc(entry.title if entry else slug), pct=round(p * 100)
+                )
+            )
+        parts.append(texts.DIAG_QUESTION.format(n=d.step + 1, text=esc(d.current.text)))
+        prefix = f"u:d:{session.token}:{d.step}:"
+        rows = [
+            _row(
+                Button(texts.BTN_YES, prefix + "y"),
+                Button(texts.BTN_NO, prefix + "n"),
+                Button(texts.BTN_UNSURE, prefix + "u"),
+            ),
+            _row(Button(texts.BTN_CANCEL, f"u:d:{session.token}:x")),
+        ]
+        return Reply("\n\n".join(parts), rows, edit=edit)
+
+    def _diagnosis_button(self, chat_id: Hashable, args: list[str]) -> list[Reply]:
+        token = args[0]
+        with self._lock:
+            state = self._state(chat_id)
+            session = state.session
+            if (
+                session is None
+                or session.token != token
+                or self.clock() - session.started > self.diagnosis_ttl
+            ):
+                if session is not None and session.token == token:
+                    state.session = None
+                return [Reply(texts.DIAG_ENDED, [[_diagnose_button(again=True)]])]
+            if args[1:] == ["x"]:
+                state.session = None
+                return [
+                    Reply(
+                        texts.DIAG_CANCELLED,
+                        [[_causes_button()], [_diagnose_button(again=True)]],
+                        edit=True,
+                    )
+                ]
+            if len(args) != 3 or args[2] not in _ANSWER_CODES or not args[1].isdigit():
+                return self._stale()
+            if int(args[1]) != session.diagnosis.step:
+                current = self._question_reply(session)
+                return [Reply(f"{texts.DIAG_ANSWERED}\n\n{current.text_html}", current.buttons)]
+            return self._answer(state, session, _ANSWER_CODES[args[2]], edit=True)
+
+    def _answer(
+        self, state: _ChatState, session: _Session, answer: Answer, *, edit: bool
+    ) -> list[Reply]:
+        """Apply an answer; the next question, or the result. Caller holds the lock."""
+        session.diagnosis.answer(answer)
+        if not session.diagnosis.done:
+            return [self._question_reply(session, edit=edit)]
+        state.session = None
+        return [self._result_reply(state, session.diagnosis, edit=edit)]
+
+    def _result_reply(self, state: _ChatState, d: Diagnosis, *, edit: bool) -> Reply:
+        lines = [texts.DIAG_RESULT]
+        rows: list[list[Button]] = []
+        top: Entry | None = None
+        for n, (slug, p) in enumerate(d.result(), 1):
+            entry = self.kb.entry(slug)
+            if entry is None:  # deleted by an admin while the diagnosis ran
+                continue
+            top = top or entry
+            lines.append(
+                texts.DIAG_RESULT_LINE.format(n=n, title=esc(entry.title), pct=round(p * 100))
+            )
+            rows.append([_entry_button(entry)])
+        parts = ["\n".join(lines)]
+        if top is not None:
+            state.last_cause = top.slug
+            advice = texts.DIAG_ADVICE.format(title=esc(top.title))
+            parts.append(f"{advice}\n{esc(top.solution)}")
+            note = self._closing_note()
+            if note:
+                parts.append(esc(note))
+            parts.append(texts.DIAG_RESULT_MORE)
+        rows += [[_diagnose_button(again=True)], [_causes_button()]]
+        score = round(d.ranked()[0][1] * 100, 1)
+        return Reply("\n\n".join(parts), rows, top.slug if top else None, score, edit=edit)

@@ -1,0 +1,122 @@
+"""Transport-neutral replies: what the bot says, and the buttons under it.
+
+A :class:`Reply` holds Telegram HTML (``parse_mode=HTML``) and rows of :class:`Button`.
+Telegram front ends turn the rows into an inline keyboard; :func:`plain` renders a reply for
+a terminal; :func:`split` cuts a long reply into messages under Telegram's 4096 characters.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field, replace
+
+MAX_MESSAGE_CHARS = 4096
+MAX_CALLBACK_BYTES = 64
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    data: str  # callback data, at most 64 bytes of UTF-8
+
+    def __post_init__(self) -> None:
+        if len(self.data.encode()) > MAX_CALLBACK_BYTES:
+            raise ValueError(f"callback data over {MAX_CALLBACK_BYTES} bytes: {self.data!r}")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message. ``edit``: replace the message whose button was pressed, when there is one."""
+
+    text_html: str
+    buttons: list[list[Button]] = field(default_factory=list)
+    intent: str | None = None
+    score: float = 0.0
+    edit: bool = False
+
+    def button_list(self) -> list[Button]:
+        return [b for row in self.buttons for b in row]
+
+
+def esc(text: str) -> str:
+    """Escape text from the knowledge base or the user for Telegram HTML."""
+    return html.escape(text, quote=False)
+
+
+def to_plain_text(text_html: str) -> str:
+    """Telegram HTML to plain text: tags dropped, entities unescaped."""
+    return html.unescape(_TAG.sub("", text_html))
+
+
+def plain(reply: Reply, start: int = 1) -> str:
+    """A reply for a terminal: its text, then its buttons numbered from ``start``."""
+    lines = [to_plain_text(reply.text_html)]
+    buttons = reply.button_list()
+    if buttons:
+        lines.append("")
+        lines.extend(f"  [{start + i}] {b.label}" for i, b in enumerate(buttons))
+    return "\n".join(lines)
+
+
+def _cut(text: str, limit: int) -> tuple[str, str]:
+    """Cut ``text`` before ``limit`` without breaking an HTML tag or entity."""
+    at = limit
+    lt, gt = text.rfind("<", 0, at), text.rfind(">", 0, at)
+    if lt > gt:  # inside a tag
+        at = lt
+    amp, semi = text.rfind("&", 0, at), text.rfind(";", 0, at)
+    if amp > semi and at - amp <= 10:  # inside an entity such as &amp;
+        at = amp
+    if at <= 0:
+        at = limit
+    return text[:at], text[at:]
+
+
+def _pieces(text: str, limit: int) -> list[str]:
+    """Paragraphs first, then lines, then hard cuts: each piece at most ``limit`` long."""
+    out: list[str] = []
+    for sep in ("\n\n", "\n"):
+        if len(text) <= limit:
+            break
+        parts = text.split(sep)
+        if len(parts) > 1:
+            for i, part in enumerate(parts):
+                out.extend(_pieces(part + (sep if i < len(parts) - 1 else ""), limit))
+            return out
+    while len(text) > limit:
+        head, text = _cut(text, limit)
+        out.append(head)
+    out.append(text)
+    return out
+
+
+def split(reply: Reply, limit: int = MAX_MESSAGE_CHARS) -> list[Reply]:
+    """Cut a long reply at paragraph boundaries into replies of at most ``limit`` characters.
+
+    The buttons go under the last part; only the first part keeps ``edit``.
+    """
+    if len(reply.text_html) <= limit:
+        return [reply]
+    chunks: list[str] = []
+    current = ""
+    for piece in _pieces(reply.text_html, limit):
+        if current and len(current) + len(piece) > limit:
+            chunks.append(current)
+            current = ""
+        current += piece
+    if current.strip():
+        chunks.append(current)
+    chunks = [c.strip("\n") for c in chunks if c.strip()]
+    last = len(chunks) - 1
+    return [
+        replace(
+            reply,
+            text_html=chunk,
+            buttons=reply.buttons if i == last else [],
+            edit=reply.edit and i == 0,
+        )
+        for i, chunk in enumerate(chunks)
+    ]

@@ -1,0 +1,97 @@
+"""Every Chinese text the user sees, in one place.
+
+Texts are HTML for Telegram's ``parse_mode=HTML`` (terminals get them through
+``render.plain``). Placeholders are filled with ``str.format``; whatever comes from the
+knowledge base or the user is escaped by the caller before it is put in.
+"""
+
+# -- commands (shown in Telegram's command menu) ------------------------------------------
+
+USER_COMMANDS: list[tuple[str, str]] = [
+    ("start", "开始使用"),
+    ("causes", "借呗被关停的常见原因"),
+    ("diagnose", "回答几个问题，帮您排查原因"),
+    ("help", "使用帮助"),
+]
+
+# -- greeting and help ----------------------------------------------------------------------
+
+START = (
+    "您好！我是<b>借呗助手</b> 👋\n\n"
+    "我可以帮您弄清楚借呗为什么被停用、关闭，以及接下来该怎么办。\n\n"
+    "直接用一句话告诉我您的情况就行，比如“花呗逾期了，借呗也用不了了”。"
+    "也可以点下面的常见原因，或者让我问您几个问题，帮您一步步排查。"
+)
+
+HELP = (
+    "<b>怎么使用借呗助手</b>\n\n"
+    "• 直接发一句话描述您的情况，我会告诉您可能的原因和解决方法。\n"
+    "• /causes 查看借呗被关停的全部常见原因\n"
+    "• /diagnose 回答几个“是/否”问题，帮您排查原因\n"
+    "• /start 回到开始\n\n"
+    "我是自动回复的机器人，不是支付宝官方客服，也看不到您的账户信息。"
+)
+
+CAUSES = "借呗被关停的常见原因有下面这些，点开最符合您情况的一项，看看原因和解决方法："
+
+UNKNOWN_COMMAND = "我不认识这个命令。发送 /help 看看我能做什么。"
+
+EMPTY = "请用一句话告诉我您遇到的情况，比如“借呗突然用不了了”。"
+
+NOT_TEXT = (
+    "抱歉，我只能看懂文字消息 🙏\n请用文字描述一下您遇到的情况，比如“借呗突然被关了，是怎么回事”。"
+)
+
+ERROR = "抱歉，我这边出了点问题，请稍后再试一次。"
+
+# -- answers --------------------------------------------------------------------------------
+
+SOLUTION_HEADING = "怎么办"
+AMBIGUOUS = "您遇到的是哪种情况？点一下最符合的那一项："
+NO_MATCH = (
+    "抱歉，这个问题我暂时没找到对应的答案，已经记录下来，工作人员会据此完善资料。\n\n"
+    "我能解答的是借呗为什么被停用、关闭，以及该怎么处理。"
+    "您可以换个说法再问一次，看看下面的常见原因，或者让我问几个问题帮您排查。"
+)
+FOLLOW_UP = "关于“{title}”，可以这样处理："
+NOT_MINE = "那可能是下面这些情况，点开看看哪一项更符合："
+NOT_MINE_NONE = "那您看看下面其他的常见原因，或者让我问几个问题帮您排查："
+ENTRY_GONE = "这条内容已经不存在了，请看看下面的其他常见原因。"
+STALE_BUTTON = "这个按钮已经失效了。请重新描述您的情况，或者从常见原因里选一项。"
+FEEDBACK_THANKS = "谢谢您的反馈！很高兴能帮上忙 😊"
+FEEDBACK_SORRY = (
+    "谢谢您的反馈，抱歉没能帮上忙。您可以换个说法描述一下情况，或者让我问几个问题帮您排查。"
+)
+FEEDBACK_DONE = "✅ 已收到您的反馈，谢谢！"
+
+# -- guided diagnosis -----------------------------------------------------------------------
+
+DIAG_INTRO = "我来问您几个简单的问题（最多 {max} 个），根据您的回答帮您缩小范围。"
+DIAG_QUESTION = "<b>问题 {n}</b>\n{text}"
+DIAG_LEADING = "目前看最可能是：{title}（约 {pct}%）"
+DIAG_RESULT = "排查完成。根据您的回答，最可能的原因是："
+DIAG_RESULT_LINE = "{n}. {title}（约 {pct}%）"
+DIAG_ADVICE = "<b>建议您先这样处理“{title}”</b>"
+DIAG_RESULT_MORE = "点下面的按钮，可以查看每个原因的详细说明。"
+DIAG_CANCELLED = "好的，已取消排查。您可以随时发送 /diagnose 重新开始，或者直接告诉我您的情况。"
+DIAG_ENDED = "这个诊断已结束。想重新排查的话，点下面的按钮或发送 /diagnose。"
+DIAG_ANSWERED = "这个问题已经回答过了，请回答下面最新的问题。"
+
+# -- buttons --------------------------------------------------------------------------------
+
+BTN_DIAGNOSE = "🔍 帮我排查原因"
+BTN_DIAGNOSE_AGAIN = "🔄 重新排查"
+BTN_CAUSES = "📋 查看全部原因"
+BTN_NOT_MINE = "🤔 这不是我的情况"
+BTN_HELPFUL = "👍 有帮助"
+BTN_UNHELPFUL = "👎 没帮助"
+BTN_YES = "是"
+BTN_NO = "否"
+BTN_UNSURE = "不确定"
+BTN_CANCEL = "取消排查"
+
+# -- terminal chat --------------------------------------------------------------------------
+
+CHAT_BANNER = "（终端对话：输入文字提问，输入数字选择按钮，/quit 退出）"
+CHAT_CHOICE_RANGE = "请输入 1 到 {n} 之间的数字。"
+CHAT_NO_CHOICES = "现在没有可以选择的按钮，请直接输入文字。"

@@ -1,0 +1,163 @@
+"""knowledge/diagnosis.py with the shipped questions: Bayes updates, question choice, stopping."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from knowledge.diagnosis import (
+    MAX_QUESTIONS,
+    P_MAYBE,
+    P_OTHER,
+    P_YES,
+    STOP_POSTERIOR,
+    Diagnosis,
+    DiagnosisError,
+    Question,
+    entropy,
+    information_gain,
+    load_questions,
+    parse_questions,
+    update,
+)
+from knowledge.entries import CAUSE_SLUGS
+
+UNIFORM = {c: 1 / len(CAUSE_SLUGS) for c in CAUSE_SLUGS}
+
+
+@pytest.fixture(scope="module")
+def questions() -> list[Question]:
+    return load_questions()
+
+
+def truthful(cause: str):
+    """A user whose cause is ``cause`` says 是 where that is at least as likely as not."""
+    return lambda q: "yes" if q.p_yes(cause) >= 0.5 else "no"
+
+
+def run(d: Diagnosis, answer) -> list[str]:
+    asked = []
+    while not d.done:
+        asked.append(d.current.id)
+        d.answer(answer(d.current))
+    return asked
+
+
+def test_shipped_questions_are_valid_and_cover_every_cause(questions):
+    assert len(questions) >= MAX_QUESTIONS
+    assert len({q.id for q in questions}) == len(questions)
+    named = set().union(*(q.yes for q in questions))
+    assert named == set(CAUSE_SLUGS)
+    assert all(q.text.strip() for q in questions)
+
+
+def test_likelihoods_follow_the_yes_and_maybe_lists():
+    q = Question("q", "?", frozenset({"misuse"}), frozenset({"high_debt"}))
+    assert q.p_yes("misuse") == P_YES == 0.85
+    assert q.p_yes("high_debt") == P_MAYBE == 0.5
+    assert q.p_yes("inactive") == P_OTHER == 0.1
+
+
+def test_bayes_update_by_hand():
+    q = Question("q", "?", frozenset({"misuse"}), frozenset())
+    after_yes = update(UNIFORM, q, "yes")
+    assert after_yes["misuse"] == pytest.approx(0.85 / (0.85 + 10 * 0.1))
+    assert after_yes["inactive"] == pytest.approx(0.1 / (0.85 + 10 * 0.1))
+    after_no = update(UNIFORM, q, "no")
+    assert after_no["misuse"] == pytest.approx(0.15 / (0.15 + 10 * 0.9))
+    assert math.fsum(after_yes.values()) == pytest.approx(1.0)
+    assert math.fsum(after_no.values()) == pytest.approx(1.0)
+    assert update(UNIFORM, q, "unsure") == UNIFORM
+
+
+def test_first_question_has_the_greatest_expected_information_gain(questions):
+    d = Diagnosis.start(questions)
+    gains = {q.id: information_gain(UNIFORM, q) for q in questions}
+    assert d.current is not None
+    assert gains[d.current.id] == pytest.approx(max(gains.values()))
+    assert all(g >= -1e-12 for g in gains.values())
+    assert entropy(UNIFORM.values()) == pytest.approx(math.log2(len(CAUSE_SLUGS)))
+
+
+@pytest.mark.parametrize("cause", CAUSE_SLUGS)
+def test_a_truthful_user_ends_with_the_cause_among_the_top_two(questions, cause):
+    d = Diagnosis.start(questions)
+    asked = run(d, truthful(cause))
+    assert len(asked) == len(set(asked)) <= MAX_QUESTIONS
+    assert cause in [c for c, _ in d.result()[:2]]
+
+
+def test_most_causes_are_found_first(questions):
+    found = 0
+    for cause in CAUSE_SLUGS:
+        d = Diagnosis.start(questions)
+        run(d, truthful(cause))
+        found += d.result()[0][0] == cause
+    assert found >= len(CAUSE_SLUGS) - 2
+
+
+def test_stops_as_soon_as_the_top_cause_is_likely_enough(questions):
+    d = Diagnosis.start(questions)
+    seen_before_stop = []
+    while not d.done:
+        seen_before_stop.append(d.ranked()[0][1])
+        d.answer(truthful("id_expired")(d.current))
+    assert d.ranked()[0][1] >= STOP_POSTERIOR or d.step == MAX_QUESTIONS
+    assert all(p < STOP_POSTERIOR for p in seen_before_stop)
+
+
+def test_unsure_answers_change_nothing_and_stop_after_the_maximum(questions):
+    d = Diagnosis.start(questions)
+    asked = run(d, lambda q: "unsure")
+    assert len(asked) == MAX_QUESTIONS == d.step
+    assert d.posterior == pytest.approx(UNIFORM)
+
+
+def test_stops_when_no_question_is_left():
+    only = [Question("q", "?", frozenset({"misuse"}), frozenset())]
+    d = Diagnosis.start(only)
+    assert d.answer("no") is None
+    assert d.done and d.step == 1
+    with pytest.raises(ValueError):
+        d.answer("yes")
+
+
+def test_result_lists_the_best_first_and_drops_the_unlikely(questions):
+    d = Diagnosis.start(questions)
+    run(d, truthful("account_risk"))
+    result = d.result()
+    assert result[0][0] == "account_risk"
+    assert [p for _, p in result] == sorted((p for _, p in result), reverse=True)
+    assert all(p >= 0.05 for _, p in result[1:])
+
+
+def test_a_prior_is_normalised_and_used(questions):
+    d = Diagnosis.start(
+        questions, prior={c: (5.0 if c == "maintenance" else 1.0) for c in CAUSE_SLUGS}
+    )
+    assert sum(d.posterior.values()) == pytest.approx(1.0)
+    assert d.ranked()[0][0] == "maintenance"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("version: 2\nquestions: [{id: a, text: b}]", "version"),
+        ("version: 1\nquestions: []", "questions"),
+        ("version: 1\nquestions: [{id: a, text: b, 'yes': [nope]}]", "unknown cause 'nope'"),
+        ("version: 1\nquestions: [{id: a, text: b}, {id: a, text: c}]", "duplicate"),
+        ("version: 1\nquestions: [{id: a, text: ''}]", "'text'"),
+        ("version: 1\nquestions: [{id: a, text: b, 'yes': [misuse], maybe: [misuse]}]", "both"),
+        ("version: [1", "YAML"),
+    ],
+)
+def test_invalid_questions_are_refused_with_a_reason(text, message):
+    with pytest.raises(DiagnosisError, match=message):
+        parse_questions(text)
+
+
+def test_a_bare_yes_key_is_understood():
+    # YAML 1.1 reads an unquoted `yes:` key as the boolean True.
+    [q] = parse_questions("version: 1\nquestions: [{id: a, text: b, yes: [misuse]}]")
+    assert q.yes == {"misuse"}
