@@ -36,6 +36,9 @@ from knowledge.entries import Entry
 from knowledge.text import TextPipeline
 
 THRESHOLD = 55.0
+# The bar when the best entry's keywords are in the message: the evidence is there, so a
+# long or oddly phrased message may be less like any one example.
+EVIDENCE_THRESHOLD = 38.0
 MARGIN = 6.0
 TOP_N = 5
 WEIGHTS = (0.4, 0.3, 0.3)  # ordered, multiset, set
@@ -43,6 +46,12 @@ MISSING_KEYWORD_PENALTY = 20.0
 KEYWORD_BONUS = 4.0
 # Scoring every example costs more than building posting lists only past this many examples.
 INDEX_MIN_EXAMPLES = 3000
+# A token in at most this share of entries is rare (weight 3); up to COMMON_SHARE, weight 2.
+RARE_SHARE = 0.15
+# How far below the best candidate an entry with keyword evidence may be and still be chosen
+# when the best one lacks the evidence to clear its bar.
+FALLBACK_GAP = 12.0
+COMMON_SHARE = 0.4
 
 
 @dataclass(frozen=True)
@@ -90,7 +99,7 @@ class _Compiled:
     ordered: list[str]
     multiset: list[str]
     distinct: list[str]
-    keyword_sets: list[frozenset[str]]
+    keyword_sets: list[tuple[frozenset[str], ...]]
     postings: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -103,14 +112,17 @@ class Matcher:
         pipeline: TextPipeline,
         *,
         threshold: float = THRESHOLD,
+        evidence_threshold: float = EVIDENCE_THRESHOLD,
         margin: float = MARGIN,
         use_index: bool | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.threshold = threshold
+        self.evidence_threshold = evidence_threshold
         self.margin = margin
         self.entries = {e.slug: e for e in entries}
         self._codes: dict[str, str] = {}
+        self._weights: dict[str, int] = {}
         self._c = self._compile(entries)
         n = len(self._c.ordered)
         self.use_index = n >= INDEX_MIN_EXAMPLES if use_index is None else use_index
@@ -132,7 +144,7 @@ class Matcher:
             code = self._codes.get(token)
             if code is None:
                 continue
-            chars.append(code * 2 if is_concept(token) else code)
+            chars.append(code * self._weights.get(code, 1))
         ordered = "".join(chars)
         return ordered, "".join(sorted(ordered)), "".join(sorted(set(ordered)))
 
@@ -141,10 +153,8 @@ class Matcher:
         for i, entry in enumerate(entries):
             slugs.append(entry.slug)
             kinds.append(entry.kind)
-            keywords: set[str] = set()
-            for word in entry.keywords:
-                keywords.update(self.pipeline.tokens(word))
-            keyword_sets.append(frozenset(keywords))
+            groups = [frozenset(self.pipeline.tokens(word)) for word in entry.keywords]
+            keyword_sets.append(tuple(g for g in groups if g))
             for phrase in entry.examples:
                 tokens = self.pipeline.tokens(phrase)
                 if tokens:
@@ -152,6 +162,7 @@ class Matcher:
                         self._code(token)
                     token_lists.append(tokens)
                     owner.append(i)
+        self._weights = self._token_weights(token_lists, owner, len(entries))
         views = [self._views(t) for t in token_lists]
         return _Compiled(
             slugs=slugs,
@@ -162,6 +173,21 @@ class Matcher:
             distinct=[v[2] for v in views],
             keyword_sets=keyword_sets,
         )
+
+    def _token_weights(self, token_lists: list[list[str]], owner: list[int],
+                       n_entries: int) -> dict[str, int]:
+        """How many times a token's character is written: rarer across entries weighs more,
+        so 身份证 counts for more than 借呗, which nearly every entry mentions."""
+        entries_with: dict[str, set[int]] = {}
+        for tokens, i in zip(token_lists, owner, strict=True):
+            for token in tokens:
+                entries_with.setdefault(token, set()).add(i)
+        weights = {}
+        for token, where in entries_with.items():
+            share = len(where) / max(n_entries, 1)
+            weight = 3 if share <= RARE_SHARE else 2 if share <= COMMON_SHARE else 1
+            weights[self._codes[token]] = weight
+        return weights
 
     def _build_postings(self) -> dict[str, np.ndarray]:
         postings: dict[str, list[int]] = {}
@@ -195,10 +221,12 @@ class Matcher:
             total += weight * process.cdist([query], options, scorer=fuzz.ratio, workers=1)[0]
         return index, total
 
-    def entry_scores(self, tokens: Sequence[str]) -> np.ndarray:
-        """Every entry's score for a token sequence, keyword evidence applied."""
+    def entry_scores(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Every entry's score for a token sequence, keyword evidence applied, and whether
+        the entry's keywords were present."""
         c = self._c
         scores = np.zeros(len(c.slugs))
+        evidence = np.zeros(len(c.slugs), dtype=bool)
         index, example = self.example_scores(tokens)
         if len(index):
             np.maximum.at(scores, c.owner[index], example)
@@ -206,11 +234,12 @@ class Matcher:
         for i, keywords in enumerate(c.keyword_sets):
             if not keywords or scores[i] <= 0:
                 continue
-            if present & keywords:
+            if any(group <= present for group in keywords):
                 scores[i] += KEYWORD_BONUS
+                evidence[i] = True
             elif c.kinds[i] == "cause":
                 scores[i] -= MISSING_KEYWORD_PENALTY
-        return np.clip(scores, 0.0, 100.0)
+        return np.clip(scores, 0.0, 100.0), evidence
 
     def match(self, text: str) -> Match:
         """Match a raw message."""
@@ -219,7 +248,7 @@ class Matcher:
 
     def match_tokens(self, text: str, tokens: Sequence[str]) -> Match:
         c = self._c
-        scores = self.entry_scores(tokens)
+        scores, evidence = self.entry_scores(tokens)
         order = np.argsort(-scores, kind="stable")[:TOP_N]
         candidates = tuple(
             Candidate(c.slugs[i], round(float(scores[i]), 1), c.kinds[i])
@@ -228,14 +257,21 @@ class Matcher:
         )
         intent = None
         ambiguous = False
-        if candidates and candidates[0].score >= self.threshold:
-            intent = candidates[0].slug
+        # The answer is the best candidate that clears its bar (lower with keyword evidence),
+        # provided it is not far below the best overall.
+        for rank, i in enumerate(order):
+            if scores[i] <= 0 or scores[order[0]] - scores[i] > FALLBACK_GAP:
+                break
+            needed = self.evidence_threshold if evidence[i] else self.threshold
+            if scores[i] >= needed:
+                intent = c.slugs[i]
+                if rank:  # put the answer first
+                    picked = candidates[rank]
+                    candidates = (picked, *candidates[:rank], *candidates[rank + 1:])
+                break
+        if intent is not None and candidates[0].kind == "cause":
             causes = [x for x in candidates if x.kind == "cause"]
-            ambiguous = (
-                candidates[0].kind == "cause"
-                and len(causes) >= 2
-                and causes[0].score - causes[1].score < self.margin
-            )
+            ambiguous = len(causes) >= 2 and causes[0].score - causes[1].score < self.margin
         return Match(text=text, tokens=tuple(tokens), candidates=candidates, intent=intent,
                      ambiguous=ambiguous)
 

@@ -46,6 +46,8 @@ class Lexicon:
     replace: dict[str, str] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     negators: list[str] = field(default_factory=list)
+    never_negated: list[str] = field(default_factory=list)
+    negated: dict[str, str] = field(default_factory=dict)
     stopwords: list[str] = field(default_factory=list)
     userdict: list[tuple[str, int]] = field(default_factory=list)
 
@@ -64,6 +66,8 @@ class Lexicon:
             replace={str(k): str(v) for k, v in (raw.get("replace") or {}).items()},
             aliases={str(k).lower(): str(v) for k, v in (raw.get("aliases") or {}).items()},
             negators=[str(w) for w in raw.get("negators") or []],
+            never_negated=[str(w) for w in raw.get("never_negated") or []],
+            negated={str(k): str(v) for k, v in (raw.get("negated") or {}).items()},
             stopwords=[str(w) for w in raw.get("stopwords") or []],
             userdict=userdict,
         )
@@ -96,6 +100,7 @@ class TextPipeline:
         lex = self.lexicon
         self._surface = lex.surface_to_concept
         self._negators = set(lex.negators)
+        self._never_negated = set(lex.never_negated)
         self._stopwords = set(lex.stopwords) - self._negators
         keys = sorted(lex.replace, key=len, reverse=True)
         self._replace_re = re.compile("|".join(map(re.escape, keys))) if keys else None
@@ -121,23 +126,35 @@ class TextPipeline:
         return f" {alias} " if alias else word
 
     def segment(self, normalised: str) -> list[str]:
-        """jieba words of a normalised string (spaces dropped)."""
+        """jieba words of a normalised string; a run of spaces (where punctuation was) is
+        kept as one " " word, so that negation does not reach across it."""
         with self._lock:  # jieba's Tokenizer is not documented as thread-safe
             words = self.tokenizer.lcut(normalised, HMM=True)
-        return [w for w in words if not w.isspace()]
+        return [" " if w.isspace() else w for w in words]
 
     def concepts(self, words: Iterable[str]) -> list[str]:
-        """Map words to concept tokens, drop stop words, apply negation scope."""
+        """Map words to concept tokens, drop stop words, apply negation scope.
+
+        A negator turns the next negatable concept within NEGATION_WINDOW words into
+        ``NOT_<concept>`` (or into the lexicon's ``negated`` rewrite: 没 + 借过 means unused).
+        Products and question words are never negated and do not end the scope; a pause
+        (punctuation) does.
+        """
         out: list[str] = []
         negate_left = 0
+        rewrite = self.lexicon.negated
         for word in words:
+            if word == " ":
+                negate_left = 0
+                continue
             if word in self._negators:
                 negate_left = NEGATION_WINDOW
                 continue
             concept = self._surface.get(word)
             if concept is not None:
-                if negate_left:
-                    concept = "NOT_" + concept
+                if negate_left and concept not in self._never_negated:
+                    if not concept.startswith("NOT_"):
+                        concept = rewrite.get(concept, "NOT_" + concept)
                     negate_left = 0
                 out.append(concept)
                 continue
