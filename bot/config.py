@@ -99,7 +99,7 @@ def load_settings(
         problems.append("WEBHOOK_SECRET may hold only A-Z, a-z, 0-9, _ and - (1-256 characters)")
 
     if problems:
-        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
     return Settings(
         token=token,
         admin_ids=frozenset(admin_ids),
@@ -112,17 +112,16 @@ def load_settings(
     )
 
 
-class _RedactToken(logging.Filter):
-    def __init__(self, token: str) -> None:
+class _Redacting(logging.Formatter):
+    """Wraps a formatter and removes the token from the finished line, tracebacks included."""
+
+    def __init__(self, inner: logging.Formatter, token: str) -> None:
         super().__init__()
+        self.inner = inner
         self.token = token
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.token in message:
-            record.msg = message.replace(self.token, "<token>")
-            record.args = ()
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        return self.inner.format(record).replace(self.token, "<token>")
 
 
 class _JsonFormatter(logging.Formatter):
@@ -140,12 +139,13 @@ class _JsonFormatter(logging.Formatter):
 def setup_logging(settings: Settings) -> None:
     """Log to stderr; the token is redacted from every record, httpx's URL logs are muted."""
     handler = logging.StreamHandler()
-    if settings.log_json:
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    formatter: logging.Formatter = (
+        _JsonFormatter() if settings.log_json
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     if settings.token:
-        handler.addFilter(_RedactToken(settings.token))
+        formatter = _Redacting(formatter, settings.token)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
