@@ -1,0 +1,389 @@
+"""The Telegram front end: the ``Application``, its thin handlers, and running it.
+
+Handlers parse the update, call :class:`~bot.conversation.Conversation` in a worker thread
+(it matches in memory but writes questions and feedback to SQLite), and send its replies.
+``app.bot_data`` holds ``"kb"`` (the KnowledgeBase), ``"settings"`` and ``"conversation"``;
+``"refresh_task"`` is the background task that picks up edits made by another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Hashable
+from urllib.parse import urlparse
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    Update,
+)
+from telegram.constants import ChatType, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+from telegram.request import BaseRequest
+
+from bot import admin, texts
+from bot.config import Settings
+from bot.conversation import Conversation
+from bot.render import Reply, split
+from knowledge.base import KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 2.0
+USER_COMMAND_NAMES = [name for name, _ in texts.USER_COMMANDS]
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def build_keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    """The reply's button rows as an inline keyboard (None when it has no buttons)."""
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(b.label, callback_data=b.data) for b in row]
+            for row in reply.buttons
+        ]
+    )
+
+
+def _conversation(context: ContextTypes.DEFAULT_TYPE) -> Conversation:
+    return context.bot_data["conversation"]
+
+
+def _state_key(update: Update) -> Hashable:
+    """Whose conversation this is: the chat, or in a group the user within the chat."""
+    chat, user = update.effective_chat, update.effective_user
+    assert chat is not None
+    if chat.type == ChatType.PRIVATE or user is None:
+        return chat.id
+    return (chat.id, user.id)
+
+
+def _addressed(message: Message, bot_id: int, username: str) -> bool:
+    """In groups the bot answers only messages that mention it or reply to it."""
+    if message.chat.type == ChatType.PRIVATE:
+        return True
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.id == bot_id:
+        return True
+    mention = f"@{username}".lower()
+    found = {
+        **message.parse_entities([MessageEntity.MENTION]),
+        **message.parse_caption_entities([MessageEntity.MENTION]),
+    }
+    return any(text.lower() == mention for text in found.values())
+
+
+def _without_mention(text: str, username: str) -> str:
+    return re.sub(rf"@{re.escape(username)}\b", " ", text, flags=re.IGNORECASE).strip()
+
+
+async def _deliver(
+    context: ContextTypes.DEFAULT_TYPE,
+    chat_id: int,
+    replies: list[Reply],
+    *,
+    pressed: Message | None = None,
+    quote: Message | None = None,
+) -> None:
+    """Send the replies; a reply marked ``edit`` replaces the pressed message instead."""
+    for reply in replies:
+        for part in split(reply):
+            markup = build_keyboard(part)
+            if part.edit and pressed is not None:
+                try:
+                    await pressed.edit_text(
+                        part.text_html, parse_mode=ParseMode.HTML, reply_markup=markup
+                    )
+                    continue
+                except BadRequest as exc:
+                    if "not modified" in str(exc).lower():
+                        continue
+                    log.info("could not edit the pressed message (%s); sending instead", exc)
+            if quote is not None and quote.chat.type != ChatType.PRIVATE:
+                await quote.reply_text(
+                    part.text_html, parse_mode=ParseMode.HTML, reply_markup=markup, do_quote=True
+                )
+                quote = None  # quote the user's message once
+                continue
+            await context.bot.send_message(
+                chat_id, part.text_html, parse_mode=ParseMode.HTML, reply_markup=markup
+            )
+
+
+def _log_update(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    kind: str,
+    replies: list[Reply],
+    started: float,
+) -> None:
+    """One INFO line per handled update: intent, score and latency (user ids if allowed)."""
+    intent, score = None, 0.0
+    for reply in replies:
+        if reply.intent is not None:
+            intent, score = reply.intent, reply.score
+            break
+    fields: dict[str, object] = {
+        "kind": kind,
+        "intent": intent,
+        "score": score,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+    settings: Settings = context.bot_data["settings"]
+    if settings.log_user_ids:
+        fields["user_id"] = update.effective_user.id if update.effective_user else None
+        fields["chat_id"] = update.effective_chat.id if update.effective_chat else None
+    log.info(
+        "handled %s intent=%s score=%s latency=%sms",
+        kind,
+        intent,
+        score,
+        fields["latency_ms"],
+        extra={"fields": fields},
+    )
+
+
+# -- handlers -----------------------------------------------------------------------------
+
+
+async def _command(update: Update, context: ContextTypes.DEFAULT_TYPE, name: str) -> None:
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None:
+        return
+    started = time.perf_counter()
+    conv = _conversation(context)
+    replies = await asyncio.to_thread(conv.command, _state_key(update), f"/{name}")
+    await _deliver(context, chat.id, replies, quote=message)
+    _log_update(update, context, f"/{name}", replies, started)
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/start: greet, say what the bot does, offer the causes and the diagnosis."""
+    await _command(update, context, "start")
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/help: how to use the bot."""
+    await _command(update, context, "help")
+
+
+async def causes(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/causes: every cause as a button."""
+    await _command(update, context, "causes")
+
+
+async def diagnose(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/diagnose: start the guided yes/no questions."""
+    await _command(update, context, "diagnose")
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A command the bot does not know."""
+    message = update.effective_message
+    if message is None or not _addressed(message, context.bot.id, context.bot.username):
+        return
+    await message.reply_text(texts.UNKNOWN_COMMAND, do_quote=message.chat.type != ChatType.PRIVATE)
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Free text: the answer that matches it."""
+    message = update.effective_message
+    if message is None or message.text is None:
+        return
+    if not _addressed(message, context.bot.id, context.bot.username):
+        return
+    started = time.perf_counter()
+    text = _without_mention(message.text, context.bot.username)
+    conv = _conversation(context)
+    replies = await asyncio.to_thread(conv.on_text, _state_key(update), text)
+    await _deliver(context, message.chat.id, replies, quote=message)
+    _log_update(update, context, "text", replies, started)
+
+
+async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stickers, photos, voice, documents...: ask politely for text."""
+    message = update.effective_message
+    if message is None or not _addressed(message, context.bot.id, context.bot.username):
+        return
+    started = time.perf_counter()
+    await message.reply_text(texts.NOT_TEXT, do_quote=message.chat.type != ChatType.PRIVATE)
+    _log_update(update, context, "other", [], started)
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A pressed inline button (user buttons; ``a:`` buttons belong to the admin module)."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    chat = update.effective_chat
+    if chat is None:  # a button on an inline-mode message: not ours
+        return
+    started = time.perf_counter()
+    conv = _conversation(context)
+    replies = await asyncio.to_thread(conv.on_button, _state_key(update), query.data or "")
+    message = query.message
+    # Messages older than 48 hours come as inaccessible (date 0): they cannot be edited.
+    pressed = message if isinstance(message, Message) and message.is_accessible else None
+    await _deliver(context, chat.id, replies, pressed=pressed)
+    _log_update(update, context, "button", replies, started)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log every error; transient network trouble at WARNING (PTB retries it)."""
+    error = context.error
+    if isinstance(error, RetryAfter | NetworkError | Forbidden):
+        log.warning("Telegram: %s: %s", type(error).__name__, error)
+        return
+    log.error("error while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        with contextlib.suppress(TelegramError):
+            await context.bot.send_message(update.effective_chat.id, texts.ERROR)
+
+
+def _user_callback(data: object) -> bool:
+    """Every callback but the admin module's ``a:`` ones."""
+    return not (isinstance(data, str) and data.startswith("a:"))
+
+
+# -- lifecycle ----------------------------------------------------------------------------
+
+
+async def refresh_once(kb: KnowledgeBase) -> bool:
+    """Rebuild the matcher if another process (the ``kb`` CLI) changed the store."""
+    try:
+        changed = await asyncio.to_thread(kb.refresh)
+    except Exception:  # keep refreshing: one failed read must not stop it for good
+        log.warning("could not refresh the knowledge base", exc_info=True)
+        return False
+    if changed:
+        log.info("knowledge base reloaded (revision %s)", kb.revision)
+    return changed
+
+
+async def _refresh_loop(kb: KnowledgeBase, interval: float = REFRESH_SECONDS) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        await refresh_once(kb)
+
+
+async def post_init(app: Application) -> None:
+    """Command menus for everyone and for admins; start the refresh task."""
+    settings: Settings = app.bot_data["settings"]
+    commands = [BotCommand(name, text) for name, text in texts.USER_COMMANDS]
+    try:
+        await app.bot.set_my_commands(commands)
+    except TelegramError as exc:
+        log.warning("could not set the command menu: %s", exc)
+    admin_commands = commands + [BotCommand(name, text) for name, text in admin.ADMIN_COMMANDS]
+    for admin_id in sorted(settings.admin_ids):
+        try:
+            await app.bot.set_my_commands(admin_commands, scope=BotCommandScopeChat(admin_id))
+        except TelegramError as exc:  # e.g. the admin never opened a chat with the bot
+            log.warning("could not set the admin command menu for %s: %s", admin_id, exc)
+    app.bot_data["refresh_task"] = asyncio.create_task(_refresh_loop(app.bot_data["kb"]))
+
+
+async def post_shutdown(app: Application) -> None:
+    """Stop the refresh task."""
+    task = app.bot_data.pop("refresh_task", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def build_application(
+    settings: Settings,
+    kb: KnowledgeBase,
+    *,
+    request: BaseRequest | None = None,
+    get_updates_request: BaseRequest | None = None,
+) -> Application:
+    """The bot, wired: handlers, error handler, admin module, lifecycle hooks."""
+    builder = (
+        Application.builder()
+        .token(settings.token or "")
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+    )
+    if settings.api_base_url:
+        builder = builder.base_url(settings.api_base_url.rstrip("/"))
+        builder = builder.base_file_url(settings.file_base_url or "")
+    if request is not None:
+        builder = builder.request(request)
+    if get_updates_request is not None:
+        builder = builder.get_updates_request(get_updates_request)
+    app = builder.build()
+    app.bot_data.update(kb=kb, settings=settings, conversation=Conversation(kb))
+
+    # The admin handlers sit in an earlier group and stop further handling, so admin
+    # commands, document imports and "a:" buttons never reach the user handlers below.
+    admin.register(app)
+    message = filters.UpdateType.MESSAGE
+    app.add_handler(CommandHandler("start", start, filters=message))
+    app.add_handler(CommandHandler("help", help_command, filters=message))
+    app.add_handler(CommandHandler("causes", causes, filters=message))
+    app.add_handler(CommandHandler("diagnose", diagnose, filters=message))
+    app.add_handler(MessageHandler(message & filters.TEXT & ~filters.COMMAND, on_text))
+    app.add_handler(MessageHandler(message & filters.COMMAND, unknown_command))
+    app.add_handler(
+        MessageHandler(
+            message & ~filters.TEXT & ~filters.StatusUpdate.ALL & ~filters.CaptionRegex(r"^\s*/"),
+            on_other,
+        )
+    )
+    app.add_handler(CallbackQueryHandler(on_button, pattern=_user_callback))
+    app.add_error_handler(on_error)
+    return app
+
+
+def run_bot(
+    settings: Settings,
+    kb: KnowledgeBase,
+    webhook_url: str | None = None,
+    listen: str = "0.0.0.0",
+    port: int = 8443,
+) -> int:
+    """Run until SIGINT/SIGTERM; long polling, or a webhook when ``webhook_url`` is given.
+
+    A Bot API server that is down at start is retried (``bootstrap_retries=-1``); network
+    errors and flood waits while running are retried by PTB's updater.
+    """
+    app = build_application(settings, kb)
+    if webhook_url:
+        app.run_webhook(
+            listen=listen,
+            port=port,
+            url_path=urlparse(webhook_url).path.lstrip("/"),
+            webhook_url=webhook_url,
+            secret_token=settings.webhook_secret,
+            allowed_updates=Update.ALL_TYPES,
+            drop_pending_updates=False,
+            bootstrap_retries=-1,
+        )
+    else:
+        app.run_polling(
+            allowed_updates=Update.ALL_TYPES, drop_pending_updates=False, bootstrap_retries=-1
+        )
+    log.info("stopped")
+    return 0

@@ -1,0 +1,369 @@
+"""bot/app.py: a real ``Application`` from ``build_application``; only the network is fake.
+
+Updates are real ``Update`` objects built from Telegram-shaped JSON (tests/tgfake.py); every
+Bot API call the bot makes is recorded and answered in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from bot import texts
+from bot.app import build_application, post_init, post_shutdown, refresh_once
+from bot.config import Settings
+from bot.conversation import Conversation
+from bot.render import MAX_MESSAGE_CHARS
+from knowledge.store import Store
+from tests.tgfake import BOT_ID, BOT_USERNAME, TOKEN, Harness, RecordingRequest, buttons
+
+ADMIN = 42
+USER = 1001
+GROUP = -100500
+CAUSE_QUESTION = "花呗逾期了，借呗也用不了了"
+
+
+def make_settings(**kw) -> Settings:
+    return Settings(token=TOKEN, admin_ids=frozenset({ADMIN}), **kw)
+
+
+@pytest.fixture
+async def h(kb):
+    request = RecordingRequest()
+    app = build_application(
+        make_settings(), kb, request=request, get_updates_request=RecordingRequest()
+    )
+    await app.initialize()
+    yield Harness(app, request)
+    await app.shutdown()
+
+
+def sent_texts(calls) -> list[str]:
+    return [c.params["text"] for c in calls if c.method in ("sendMessage", "editMessageText")]
+
+
+def feedback_rows(kb) -> list[tuple]:
+    return [
+        (r["slug"], r["helpful"], r["chat"])
+        for r in kb.store.db.query("SELECT slug, helpful, chat FROM feedback")
+    ]
+
+
+def press_label(h: Harness, user: int, label: str, chat: int | None = None):
+    message = h.last_message(chat if chat is not None else user)
+    [data] = [d for text, d in buttons(message) if text == label]
+    return h.press(user, message, data)
+
+
+# -- wiring ---------------------------------------------------------------------------------
+
+
+async def test_bot_data_holds_the_knowledge_base_settings_and_conversation(h, kb):
+    data = h.app.bot_data
+    assert data["kb"] is kb
+    assert data["settings"].token == TOKEN
+    assert isinstance(data["conversation"], Conversation)
+
+
+async def test_base_urls_come_from_the_settings(kb):
+    settings = make_settings(api_base_url="http://127.0.0.1:8081/bot")
+    app = build_application(
+        settings, kb, request=RecordingRequest(), get_updates_request=RecordingRequest()
+    )
+    assert app.bot.base_url == f"http://127.0.0.1:8081/bot{TOKEN}"
+    assert app.bot.base_file_url == f"http://127.0.0.1:8081/file/bot{TOKEN}"
+
+
+async def test_post_init_sets_command_menus_and_starts_refreshing(h):
+    await post_init(h.app)
+    try:
+        menus = h.request.sent("setMyCommands")
+        assert [c.params.get("scope") for c in menus] == [None, {"type": "chat", "chat_id": ADMIN}]
+        everyone = [c["command"] for c in menus[0].params["commands"]]
+        assert everyone == [name for name, _ in texts.USER_COMMANDS]
+        admins = [c["command"] for c in menus[1].params["commands"]]
+        assert set(everyone) < set(admins) and "entries" in admins
+        task = h.app.bot_data["refresh_task"]
+        assert not task.done()
+    finally:
+        await post_shutdown(h.app)
+    assert task.cancelled()
+    assert "refresh_task" not in h.app.bot_data
+
+
+async def test_edits_from_another_process_are_picked_up(h, kb):
+    assert not await refresh_once(kb)
+    other = Store(kb.store.path)  # as the `jiebei-bot kb` CLI would
+    other.set_field("misuse", "title", "资金用途违规", actor="cli")
+    other.close()
+    assert await refresh_once(kb)
+    calls = await h.send(USER, "/causes")
+    assert ("资金用途违规", "u:e:misuse") in buttons(calls[-1])
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+async def test_start_greets_with_cause_and_diagnosis_buttons(h, kb):
+    [call] = await h.send(USER, "/start")
+    assert call.method == "sendMessage" and call.params["parse_mode"] == "HTML"
+    assert call.params["text"] == texts.START
+    datas = [d for _, d in buttons(call)]
+    assert datas == [f"u:e:{e.slug}" for e in kb.causes()] + ["u:ds"]
+
+
+async def test_help_causes_and_unknown_commands(h):
+    assert sent_texts(await h.send(USER, "/help")) == [texts.HELP]
+    assert sent_texts(await h.send(USER, "/causes")) == [texts.CAUSES]
+    assert sent_texts(await h.send(USER, "/frobnicate")) == [texts.UNKNOWN_COMMAND]
+
+
+# -- free text ------------------------------------------------------------------------------
+
+
+async def test_free_text_gets_the_answer_in_html(h, kb):
+    [call] = await h.send(USER, CAUSE_QUESTION)
+    entry = kb.entry("huabei_overdue")
+    assert call.params["parse_mode"] == "HTML"
+    assert call.params["text"].startswith(f"<b>{entry.title}</b>")
+    labels = [label for label, _ in buttons(call)]
+    assert texts.BTN_NOT_MINE in labels and texts.BTN_HELPFUL in labels
+    assert all(d.startswith("u:") and len(d.encode()) <= 64 for _, d in buttons(call))
+
+
+async def test_entry_text_is_escaped(h, kb):
+    kb.write(
+        lambda s: s.set_field(
+            "id_expired", "explanation", "<script>alert(1)</script> & <b>", actor="t"
+        )
+    )
+    [call] = await h.send(USER, "身份证过期了，借呗就用不了了")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;" in call.params["text"]
+    assert "<script>" not in call.params["text"]
+
+
+async def test_a_5000_character_answer_is_split(h, kb):
+    def lengthen(store):
+        store.set_field("misuse", "explanation", "说明。" * 950, actor="t")
+        store.set_field("misuse", "solution", "办法。" * 950, actor="t")
+
+    kb.write(lengthen)
+    calls = await h.press(
+        USER, {"message_id": 1, "date": 1, "chat": {"id": USER, "type": "private"}}, "u:e:misuse"
+    )
+    sends = h.request.sent()
+    assert calls[0].method == "answerCallbackQuery"
+    assert len(sends) == 2
+    assert sum(len(c.params["text"]) for c in sends) > 5000
+    assert all(len(c.params["text"]) <= MAX_MESSAGE_CHARS for c in sends)
+    assert sends[0].params["text"].endswith("说明。")  # cut between paragraphs
+    assert "reply_markup" not in sends[0].params and buttons(sends[1])
+
+
+async def test_question_is_logged_and_unmatched_kept_for_admins(h, kb):
+    await h.send(USER, "今天天气怎么样")
+    assert [q["text"] for q in kb.store.unmatched()] == ["今天天气怎么样"]
+
+
+# -- buttons --------------------------------------------------------------------------------
+
+
+async def test_a_button_is_answered_first_then_shows_the_entry(h, kb):
+    await h.send(USER, "/causes")
+    calls = await press_label(h, USER, kb.entry("inactive").title)
+    assert [c.method for c in calls] == ["answerCallbackQuery", "sendMessage"]
+    assert kb.entry("inactive").title in calls[1].params["text"]
+
+
+async def test_diagnosis_edits_the_question_message(h):
+    await h.send(USER, "/diagnose")
+    question = h.last_message(USER)
+    calls = await press_label(h, USER, texts.BTN_NO)
+    assert [c.method for c in calls] == ["answerCallbackQuery", "editMessageText"]
+    assert int(calls[1].params["message_id"]) == question["message_id"]
+    assert "问题 2" in calls[1].params["text"]
+    calls = await press_label(h, USER, texts.BTN_CANCEL)
+    assert calls[1].params["text"] == texts.DIAG_CANCELLED
+
+
+async def test_an_old_inaccessible_message_gets_a_new_message_instead_of_an_edit(h):
+    await h.send(USER, "/diagnose")
+    message = dict(h.last_message(USER))
+    data = next(d for label, d in buttons(message) if label == texts.BTN_YES)
+    old = {"message_id": message["message_id"], "chat": message["chat"], "date": 0}
+    calls = await h.press(USER, old, data)
+    assert [c.method for c in calls] == ["answerCallbackQuery", "sendMessage"]
+
+
+async def test_stale_buttons_get_a_clear_answer(h):
+    message = {"message_id": 5, "date": 1, "chat": {"id": USER, "type": "private"}}
+    for data in ("u:e:deleted_long_ago", "u:nonsense", "u:d:deadbeef:0:y"):
+        calls = await h.press(USER, message, data)
+        assert calls[0].method == "answerCallbackQuery"
+        assert sent_texts(calls) in ([texts.ENTRY_GONE], [texts.STALE_BUTTON], [texts.DIAG_ENDED])
+
+
+async def test_admin_buttons_are_left_to_the_admin_module(h):
+    message = {"message_id": 5, "date": 1, "chat": {"id": USER, "type": "private"}}
+    calls = await h.press(USER, message, "a:undo:1")
+    assert texts.STALE_BUTTON not in sent_texts(calls)
+
+
+async def test_feedback_is_stored_in_sqlite(h, kb):
+    await h.send(USER, CAUSE_QUESTION)
+    calls = await press_label(h, USER, texts.BTN_HELPFUL)
+    assert calls[0].method == "answerCallbackQuery"
+    assert sent_texts(calls) == [texts.FEEDBACK_THANKS]
+    assert feedback_rows(kb) == [("huabei_overdue", 1, str(USER))]
+
+
+# -- other messages and groups --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {
+            "sticker": {
+                "file_id": "s",
+                "file_unique_id": "s",
+                "type": "regular",
+                "width": 512,
+                "height": 512,
+                "is_animated": False,
+                "is_video": False,
+            }
+        },
+        {"photo": [{"file_id": "p", "file_unique_id": "p", "width": 90, "height": 90}]},
+        {"voice": {"file_id": "v", "file_unique_id": "v", "duration": 3}},
+        {"document": {"file_id": "d", "file_unique_id": "d", "file_name": "a.pdf"}},
+    ],
+    ids=["sticker", "photo", "voice", "document"],
+)
+async def test_non_text_messages_get_a_request_for_text(h, content):
+    calls = await h.send_message(USER, **content)
+    assert sent_texts(calls) == [texts.NOT_TEXT]
+
+
+async def test_a_document_with_an_admin_caption_is_not_asked_for_text(h):
+    calls = await h.send_document(USER, b"{}", caption="/import")
+    assert texts.NOT_TEXT not in sent_texts(calls)
+
+
+async def test_group_messages_not_addressed_to_the_bot_get_no_reply(h):
+    assert await h.send(USER, CAUSE_QUESTION, chat_id=GROUP, chat_type="group") == []
+    sticker = {
+        "file_id": "s",
+        "file_unique_id": "s",
+        "type": "regular",
+        "width": 1,
+        "height": 1,
+        "is_animated": False,
+        "is_video": False,
+    }
+    assert await h.send_message(USER, chat=h._chat(GROUP, "group"), sticker=sticker) == []
+
+
+async def test_group_messages_that_mention_or_reply_to_the_bot_are_answered(h):
+    mention = f"@{BOT_USERNAME}"
+    calls = await h.send(
+        USER,
+        f"{mention} {CAUSE_QUESTION}",
+        chat_id=GROUP,
+        chat_type="group",
+        entities=[{"type": "mention", "offset": 0, "length": len(mention)}],
+    )
+    [call] = calls
+    assert int(call.params["chat_id"]) == GROUP
+    assert call.params["reply_parameters"]["message_id"]  # quotes the user in a group
+    assert "花呗" in call.params["text"]
+    bot_message = h.last_message(GROUP)
+    calls = await h.send(
+        USER, "那怎么办", chat_id=GROUP, chat_type="group", reply_to_message=bot_message
+    )
+    assert len(calls) == 1 and "花呗" in calls[0].params["text"]
+    assert bot_message["from"]["id"] == BOT_ID
+
+
+async def test_group_commands_are_answered(h):
+    calls = await h.send(USER, f"/start@{BOT_USERNAME}", chat_id=GROUP, chat_type="group")
+    assert sent_texts(calls) == [texts.START]
+
+
+async def test_in_a_group_each_user_has_their_own_diagnosis(h):
+    await h.send(USER, "/diagnose", chat_id=GROUP, chat_type="group")
+    theirs = h.last_message(GROUP)
+    data = next(d for label, d in buttons(theirs) if label == texts.BTN_YES)
+    calls = await h.press(USER + 1, theirs, data)
+    assert sent_texts(calls) == [texts.DIAG_ENDED]
+    calls = await h.press(USER, theirs, data)
+    assert [c.method for c in calls] == ["answerCallbackQuery", "editMessageText"]
+
+
+# -- errors and logging ---------------------------------------------------------------------
+
+
+async def test_a_failing_handler_is_logged_and_the_user_told(h, caplog, monkeypatch):
+    def broken(chat_id, text):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(h.app.bot_data["conversation"], "on_text", broken)
+    with caplog.at_level(logging.INFO, logger="bot.app"):
+        calls = await h.send(USER, CAUSE_QUESTION)
+    assert sent_texts(calls) == [texts.ERROR]
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.exc_info[0] is RuntimeError
+
+
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (502, {"ok": False, "description": "Bad Gateway"}),
+        (
+            429,
+            {
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests: retry after 3",
+                "parameters": {"retry_after": 3},
+            },
+        ),
+    ],
+    ids=["network", "flood"],
+)
+async def test_network_trouble_is_a_warning(h, caplog, status, body):
+    h.request.fail["sendMessage"] = [(status, body)]
+    with caplog.at_level(logging.INFO, logger="bot.app"):
+        await h.send(USER, CAUSE_QUESTION)
+    levels = [r.levelno for r in caplog.records if r.name == "bot.app"]
+    assert logging.WARNING in levels and logging.ERROR not in levels
+
+
+async def test_one_info_line_per_update_without_user_ids_by_default(h, caplog):
+    with caplog.at_level(logging.INFO, logger="bot.app"):
+        await h.send(USER, CAUSE_QUESTION)
+    [record] = [r for r in caplog.records if r.name == "bot.app"]
+    assert record.levelno == logging.INFO
+    assert record.fields["intent"] == "huabei_overdue"
+    assert record.fields["score"] >= 55 and record.fields["latency_ms"] >= 0
+    assert "user_id" not in record.fields and str(USER) not in record.getMessage()
+
+
+async def test_user_ids_are_logged_only_when_allowed(kb, caplog):
+    request = RecordingRequest()
+    app = build_application(
+        make_settings(log_user_ids=True),
+        kb,
+        request=request,
+        get_updates_request=RecordingRequest(),
+    )
+    await app.initialize()
+    try:
+        with caplog.at_level(logging.INFO, logger="bot.app"):
+            await Harness(app, request).send(USER, "/start")
+    finally:
+        await app.shutdown()
+    [record] = [r for r in caplog.records if r.name == "bot.app"]
+    assert record.fields["user_id"] == USER
