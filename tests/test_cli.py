@@ -1,0 +1,103 @@
+"""The command line: ``ask``, ``ask --jsonl``, ``chat`` and ``run`` without a token."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from bot import texts
+from bot.cli import cli
+
+CAUSE_QUESTION = "花呗逾期了，借呗也用不了了"
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, pipeline):
+    """A clean environment: the knowledge base in tmp_path, no token, no .env file."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KNOWLEDGE_DB", str(tmp_path / "knowledge.db"))
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    monkeypatch.delenv("TELEGRAM_API_BASE_URL", raising=False)
+    return tmp_path
+
+
+def invoke(args: list[str], stdin: str | None = None):
+    return CliRunner().invoke(cli, args, input=stdin, catch_exceptions=False)
+
+
+def test_ask_prints_the_reply_as_a_user_sees_it(env):
+    result = invoke(["ask", CAUSE_QUESTION])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.startswith("花呗或备用金逾期\n")
+    assert "<b>" not in out
+    assert "[1]" in out and texts.BTN_HELPFUL in out
+
+
+def test_ask_jsonl_keeps_order_and_shape(env):
+    lines = [CAUSE_QUESTION, "今天天气怎么样", "借呗被关了", "身份证过期了借呗用不了", ""]
+    result = invoke(["ask", "--jsonl"], "\n".join(lines) + "\n")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in rows] == lines
+    assert [r["intent"] for r in rows[:4]] == ["huabei_overdue", None, "overview", "id_expired"]
+    for row in rows:
+        assert set(row) == {"text", "intent", "score", "candidates"}
+        assert 0 <= row["score"] <= 100
+        assert len(row["candidates"]) <= 3
+        assert all(set(c) == {"intent", "score"} for c in row["candidates"])
+        scores = [c["score"] for c in row["candidates"]]
+        assert scores == sorted(scores, reverse=True)
+    assert rows[0]["candidates"][0]["intent"] == "huabei_overdue"
+
+
+@pytest.mark.parametrize("args", [["ask"], ["ask", "x", "--jsonl"]])
+def test_ask_needs_exactly_one_of_text_and_jsonl(env, args):
+    result = invoke(args)
+    assert result.exit_code != 0
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error:")
+
+
+def test_chat_reads_stdin_and_numbers_press_buttons(env):
+    result = invoke(["chat"], f"{CAUSE_QUESTION}\n那怎么办\n/causes\n2\n99\n/quit\nnever read\n")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.startswith(texts.START.replace("<b>", "").replace("</b>", ""))
+    assert "关于“花呗或备用金逾期”" in out  # the follow-up knew the context
+    assert "征信有不良记录\n\n" in out  # button 2 of /causes
+    assert texts.CHAT_CHOICE_RANGE.format(n=7) in out  # the answer to button 2 has 7
+    assert "never read" not in out
+
+
+def test_chat_runs_a_diagnosis_with_typed_numbers(env):
+    result = invoke(["chat"], "/diagnose\n" + "3\n" * 6)  # 不确定 six times, then EOF
+    assert result.exit_code == 0, result.output
+    assert "问题 6" in result.stdout and texts.DIAG_RESULT in result.stdout
+
+
+@pytest.mark.slow
+def test_chat_in_a_subprocess_with_a_pipe_for_stdin(env):
+    run = subprocess.run(
+        [sys.executable, "-m", "bot", "chat"],
+        input=f"{CAUSE_QUESTION}\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+    assert run.returncode == 0, run.stderr
+    assert "花呗或备用金逾期" in run.stdout
+    assert "> " not in run.stdout  # no prompt when stdin is not a terminal
+
+
+def test_run_without_a_token_is_one_line_on_stderr(env):
+    result = CliRunner().invoke(cli, ["run"])
+    assert result.exit_code != 0
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "TELEGRAM_BOT_TOKEN" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""
