@@ -42,7 +42,8 @@ EVIDENCE_THRESHOLD = 38.0
 MARGIN = 6.0
 TOP_N = 5
 WEIGHTS = (0.4, 0.3, 0.3)  # ordered, multiset, set
-MISSING_KEYWORD_PENALTY = 20.0
+MISSING_KEYWORD_PENALTY = {"cause": 20.0, "overview": 20.0, "redirect": 8.0}
+NO_STOP_PENALTY = 4.0
 KEYWORD_BONUS = 4.0
 # Scoring every example costs more than building posting lists only past this many examples.
 INDEX_MIN_EXAMPLES = 3000
@@ -121,6 +122,7 @@ class Matcher:
         self.evidence_threshold = evidence_threshold
         self.margin = margin
         self.entries = {e.slug: e for e in entries}
+        self._stop_signals = frozenset(pipeline.lexicon.stop_signals)
         self._codes: dict[str, str] = {}
         self._weights: dict[str, int] = {}
         self._c = self._compile(entries)
@@ -231,14 +233,19 @@ class Matcher:
         if len(index):
             np.maximum.at(scores, c.owner[index], example)
         present = set(tokens)
+        stopped = not self._stop_signals.isdisjoint(present)
         for i, keywords in enumerate(c.keyword_sets):
-            if not keywords or scores[i] <= 0:
+            if scores[i] <= 0:
+                continue
+            if c.kinds[i] == "cause" and not stopped:
+                scores[i] -= NO_STOP_PENALTY
+            if not keywords:
                 continue
             if any(group <= present for group in keywords):
                 scores[i] += KEYWORD_BONUS
                 evidence[i] = True
-            elif c.kinds[i] == "cause":
-                scores[i] -= MISSING_KEYWORD_PENALTY
+            else:
+                scores[i] -= MISSING_KEYWORD_PENALTY.get(c.kinds[i], 0.0)
         return np.clip(scores, 0.0, 100.0), evidence
 
     def match(self, text: str) -> Match:

@@ -34,7 +34,6 @@ MAX_MATCH_CHARS = 400
 NEGATION_WINDOW = 3
 CONCEPT_FREQ = 200_000
 _NON_WORD = re.compile(r"[\W_]+")
-_ASCII_WORD = re.compile(r"[a-z][a-z0-9]*|[0-9]+[a-z][a-z0-9]*")
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 
 
@@ -48,6 +47,7 @@ class Lexicon:
     negators: list[str] = field(default_factory=list)
     never_negated: list[str] = field(default_factory=list)
     negated: dict[str, str] = field(default_factory=dict)
+    stop_signals: list[str] = field(default_factory=list)
     stopwords: list[str] = field(default_factory=list)
     userdict: list[tuple[str, int]] = field(default_factory=list)
 
@@ -68,6 +68,7 @@ class Lexicon:
             negators=[str(w) for w in raw.get("negators") or []],
             never_negated=[str(w) for w in raw.get("never_negated") or []],
             negated={str(k): str(v) for k, v in (raw.get("negated") or {}).items()},
+            stop_signals=[str(w) for w in raw.get("stop_signals") or []],
             stopwords=[str(w) for w in raw.get("stopwords") or []],
             userdict=userdict,
         )
@@ -104,6 +105,13 @@ class TextPipeline:
         self._stopwords = set(lex.stopwords) - self._negators
         keys = sorted(lex.replace, key=len, reverse=True)
         self._replace_re = re.compile("|".join(map(re.escape, keys))) if keys else None
+        # Latin aliases are whole words or phrases ("jb", "shut down"), never parts of a word.
+        aliases = sorted(lex.aliases, key=len, reverse=True)
+        self._alias_re = (
+            re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(a) for a in aliases)
+                       + r")(?![a-z0-9])")
+            if aliases else None
+        )
         self._lock = threading.Lock()
         self.tokenizer = _make_tokenizer(
             [(w, CONCEPT_FREQ) for w in self._surface]
@@ -114,16 +122,11 @@ class TextPipeline:
     def normalise(self, text: str) -> str:
         """Fold a raw message into plain lower-case Simplified Chinese words and spaces."""
         text = normalise_basic(text[: MAX_MATCH_CHARS * 2])[:MAX_MATCH_CHARS]
-        if self.lexicon.aliases:
-            text = _ASCII_WORD.sub(self._alias, text)
+        if self._alias_re is not None:
+            text = self._alias_re.sub(lambda m: f" {self.lexicon.aliases[m.group(0)]} ", text)
         if self._replace_re is not None:
             text = self._replace_re.sub(lambda m: self.lexicon.replace[m.group(0)], text)
         return " ".join(_NON_WORD.sub(" ", text).split())
-
-    def _alias(self, m: re.Match[str]) -> str:
-        word = m.group(0)
-        alias = self.lexicon.aliases.get(word)
-        return f" {alias} " if alias else word
 
     def segment(self, normalised: str) -> list[str]:
         """jieba words of a normalised string; a run of spaces (where punctuation was) is
