@@ -44,6 +44,8 @@ TOP_N = 5
 WEIGHTS = (0.4, 0.3, 0.3)  # ordered, multiset, set
 MISSING_KEYWORD_PENALTY = {"cause": 20.0, "overview": 20.0, "redirect": 8.0}
 NO_STOP_PENALTY = 4.0
+OFF_TOPIC_PENALTY = 25.0
+TOPIC_TOKENS = frozenset({"JIEBEI"})
 KEYWORD_BONUS = 4.0
 # Scoring every example costs more than building posting lists only past this many examples.
 INDEX_MIN_EXAMPLES = 3000
@@ -123,6 +125,7 @@ class Matcher:
         self.margin = margin
         self.entries = {e.slug: e for e in entries}
         self._stop_signals = frozenset(pipeline.lexicon.stop_signals)
+        self._topic = TOPIC_TOKENS
         self._codes: dict[str, str] = {}
         self._weights: dict[str, int] = {}
         self._c = self._compile(entries)
@@ -234,10 +237,14 @@ class Matcher:
             np.maximum.at(scores, c.owner[index], example)
         present = set(tokens)
         stopped = not self._stop_signals.isdisjoint(present)
+        # A message that names neither 借呗 nor any stop is not asking why 借呗 stopped.
+        off_topic = not stopped and not (self._topic & present)
         for i, keywords in enumerate(c.keyword_sets):
             if scores[i] <= 0:
                 continue
-            if c.kinds[i] == "cause" and not stopped:
+            if c.kinds[i] in ("cause", "overview") and off_topic:
+                scores[i] -= OFF_TOPIC_PENALTY
+            elif c.kinds[i] == "cause" and not stopped:
                 scores[i] -= NO_STOP_PENALTY
             if not keywords:
                 continue

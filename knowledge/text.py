@@ -48,6 +48,7 @@ class Lexicon:
     never_negated: list[str] = field(default_factory=list)
     negated: dict[str, str] = field(default_factory=dict)
     stop_signals: list[str] = field(default_factory=list)
+    negator_meaning: dict[str, str] = field(default_factory=dict)
     stopwords: list[str] = field(default_factory=list)
     userdict: list[tuple[str, int]] = field(default_factory=list)
 
@@ -69,6 +70,9 @@ class Lexicon:
             never_negated=[str(w) for w in raw.get("never_negated") or []],
             negated={str(k): str(v) for k, v in (raw.get("negated") or {}).items()},
             stop_signals=[str(w) for w in raw.get("stop_signals") or []],
+            negator_meaning={
+                str(k): str(v) for k, v in (raw.get("negator_meaning") or {}).items()
+            },
             stopwords=[str(w) for w in raw.get("stopwords") or []],
             userdict=userdict,
         )
@@ -141,30 +145,43 @@ class TextPipeline:
         A negator turns the next negatable concept within NEGATION_WINDOW words into
         ``NOT_<concept>`` (or into the lexicon's ``negated`` rewrite: 没 + 借过 means unused).
         Products and question words are never negated and do not end the scope; a pause
-        (punctuation) does.
+        (punctuation) does. A negator that finds nothing to negate leaves its own meaning
+        (``negator_meaning``: 没用 alone means unused) or the token ``NEG``.
         """
         out: list[str] = []
-        negate_left = 0
+        pending: str | None = None  # the negator whose scope is open
+        left = 0
         rewrite = self.lexicon.negated
+
+        def close() -> None:
+            nonlocal pending, left
+            if pending is not None:
+                out.append(self.lexicon.negator_meaning.get(pending, "NEG"))
+            pending, left = None, 0
+
         for word in words:
             if word == " ":
-                negate_left = 0
+                close()
                 continue
             if word in self._negators:
-                negate_left = NEGATION_WINDOW
+                close()
+                pending, left = word, NEGATION_WINDOW
                 continue
             concept = self._surface.get(word)
             if concept is not None:
-                if negate_left and concept not in self._never_negated:
+                if pending is not None and concept not in self._never_negated:
                     if not concept.startswith("NOT_"):
                         concept = rewrite.get(concept, "NOT_" + concept)
-                    negate_left = 0
+                    pending, left = None, 0
                 out.append(concept)
                 continue
-            if negate_left:
-                negate_left -= 1
+            if pending is not None:
+                left -= 1
+                if left <= 0:
+                    close()
             if word not in self._stopwords:
                 out.append(word)
+        close()
         return out
 
     def tokens(self, text: str) -> list[str]:
