@@ -45,7 +45,13 @@ WEIGHTS = (0.4, 0.3, 0.3)  # ordered, multiset, set
 MISSING_KEYWORD_PENALTY = {"cause": 20.0, "overview": 20.0, "redirect": 8.0}
 NO_STOP_PENALTY = 4.0
 OFF_TOPIC_PENALTY = 25.0
-TOPIC_TOKENS = frozenset({"JIEBEI"})
+TOPIC_TOKENS = frozenset({"JIEBEI", "FOLLOWUP"})
+# "借呗还能正常用": a message saying 借呗 works is not about why it stopped.
+WORKS_TOKEN = "WORKS"
+WORKS_PENALTY = 15.0
+# The overview answers "stopped, no cause given": when a cause's keywords are in the message
+# and that cause is no further than this below the overview, the cause is the answer.
+OVERVIEW_YIELD_GAP = 30.0
 KEYWORD_BONUS = 4.0
 # Scoring every example costs more than building posting lists only past this many examples.
 INDEX_MIN_EXAMPLES = 3000
@@ -125,6 +131,7 @@ class Matcher:
         self.margin = margin
         self.entries = {e.slug: e for e in entries}
         self._stop_signals = frozenset(pipeline.lexicon.stop_signals)
+        self._index = {e.slug: i for i, e in enumerate(entries)}
         self._topic = TOPIC_TOKENS
         self._codes: dict[str, str] = {}
         self._weights: dict[str, int] = {}
@@ -239,6 +246,7 @@ class Matcher:
         stopped = not self._stop_signals.isdisjoint(present)
         # A message that names neither 借呗 nor any stop is not asking why 借呗 stopped.
         off_topic = not stopped and not (self._topic & present)
+        works = WORKS_TOKEN in present
         for i, keywords in enumerate(c.keyword_sets):
             if scores[i] <= 0:
                 continue
@@ -246,6 +254,8 @@ class Matcher:
                 scores[i] -= OFF_TOPIC_PENALTY
             elif c.kinds[i] == "cause" and not stopped:
                 scores[i] -= NO_STOP_PENALTY
+            if works and c.kinds[i] in ("cause", "overview"):
+                scores[i] -= WORKS_PENALTY
             if not keywords:
                 continue
             if any(group <= present for group in keywords):
@@ -283,6 +293,14 @@ class Matcher:
                     picked = candidates[rank]
                     candidates = (picked, *candidates[:rank], *candidates[rank + 1:])
                 break
+        if intent is not None and candidates[0].kind == "overview":
+            for rank, x in enumerate(candidates[1:], 1):
+                i = self._index[x.slug]
+                if (x.kind == "cause" and evidence[i] and x.score >= self.evidence_threshold
+                        and candidates[0].score - x.score <= OVERVIEW_YIELD_GAP):
+                    intent = x.slug
+                    candidates = (x, *candidates[:rank], *candidates[rank + 1:])
+                    break
         if intent is not None and candidates[0].kind == "cause":
             causes = [x for x in candidates if x.kind == "cause"]
             ambiguous = len(causes) >= 2 and causes[0].score - causes[1].score < self.margin

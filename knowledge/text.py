@@ -159,22 +159,33 @@ class TextPipeline:
                 out.append(self.lexicon.negator_meaning.get(pending, "NEG"))
             pending, left = None, 0
 
+        negated_run = False
         for word in words:
             if word == " ":
                 close()
+                negated_run = False
                 continue
             if word in self._negators:
                 close()
                 pending, left = word, NEGATION_WINDOW
+                negated_run = False
                 continue
             concept = self._surface.get(word)
             if concept is not None:
                 if pending is not None and concept not in self._never_negated:
                     if not concept.startswith("NOT_"):
                         concept = rewrite.get(concept, "NOT_" + concept)
+                    # 没用公共wifi: the negation covers the concepts right after, too.
                     pending, left = None, 0
+                    negated_run = True
+                elif negated_run and concept not in self._never_negated:
+                    if not concept.startswith("NOT_"):
+                        concept = rewrite.get(concept, "NOT_" + concept)
+                else:
+                    negated_run = False
                 out.append(concept)
                 continue
+            negated_run = False
             if pending is not None:
                 left -= 1
                 if left <= 0:
