@@ -47,8 +47,12 @@ NO_STOP_PENALTY = 4.0
 OFF_TOPIC_PENALTY = 25.0
 TOPIC_TOKENS = frozenset({"JIEBEI", "FOLLOWUP"})
 # "借呗还能正常用": a message saying 借呗 works is not about why it stopped.
-WORKS_TOKEN = "WORKS"
-WORKS_PENALTY = 15.0
+# "借呗还能正常用" says it works; "我想关掉借呗" is the user's own doing: neither asks why
+# the provider stopped it.
+AGAINST_TOKENS = frozenset({"WORKS", "SELF_CLOSE"})
+AGAINST_PENALTY = 15.0
+# ... unless what is closed is a product that took 借呗's place ("关掉网商贷能换回借呗吗").
+REPLACING = frozenset({"WANGSHANGDAI", "CREDITLOAN"})
 # The overview answers "stopped, no cause given": when a cause's keywords are in the message
 # and that cause is no further than this below the overview, the cause is the answer.
 OVERVIEW_YIELD_GAP = 30.0
@@ -198,7 +202,7 @@ class Matcher:
         for token, where in entries_with.items():
             share = len(where) / max(n_entries, 1)
             weight = 3 if share <= RARE_SHARE else 2 if share <= COMMON_SHARE else 1
-            weights[self._codes[token]] = weight
+            weights[self._codes[token]] = weight if is_concept(token) else 1
         return weights
 
     def _build_postings(self) -> dict[str, np.ndarray]:
@@ -246,7 +250,7 @@ class Matcher:
         stopped = not self._stop_signals.isdisjoint(present)
         # A message that names neither 借呗 nor any stop is not asking why 借呗 stopped.
         off_topic = not stopped and not (self._topic & present)
-        works = WORKS_TOKEN in present
+        against = not AGAINST_TOKENS.isdisjoint(present) and not (REPLACING & present)
         for i, keywords in enumerate(c.keyword_sets):
             if scores[i] <= 0:
                 continue
@@ -254,8 +258,8 @@ class Matcher:
                 scores[i] -= OFF_TOPIC_PENALTY
             elif c.kinds[i] == "cause" and not stopped:
                 scores[i] -= NO_STOP_PENALTY
-            if works and c.kinds[i] in ("cause", "overview"):
-                scores[i] -= WORKS_PENALTY
+            if against and c.kinds[i] in ("cause", "overview"):
+                scores[i] -= AGAINST_PENALTY
             if not keywords:
                 continue
             if any(group <= present for group in keywords):
