@@ -183,6 +183,8 @@ class TextPipeline:
                         concept = rewrite.get(concept, "NOT_" + concept)
                 else:
                     negated_run = False
+                if concept == "STOPPED" and _wants(out):
+                    concept = "SELF_CLOSE"  # 想把借呗关了: the user wants to close it
                 out.append(concept)
                 continue
             negated_run = False
@@ -198,6 +200,12 @@ class TextPipeline:
     def tokens(self, text: str) -> list[str]:
         """The matcher's view of a raw message."""
         return self.concepts(self.segment(self.normalise(text)))
+
+
+def _wants(previous: list[str]) -> bool:
+    """True when the tokens just before a stop are a wish (想 [借呗] 关了)."""
+    tail = previous[-2:]
+    return bool(tail) and (tail[-1] == "WANT" or tail == ["WANT", "JIEBEI"])
 
 
 def jieba_cache_dir() -> Path:
