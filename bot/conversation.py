@@ -56,6 +56,8 @@ MAX_ANSWERS = 20  # recent answers a chat keeps for their buttons
 MAX_OTHER_BUTTONS = 3
 # Other candidates this close to the answer's score are offered as "other likely causes".
 LIKELY_WITHIN = 15.0
+# During a diagnosis the leading cause is shown once it is at least this likely.
+LEADING_MIN = 0.25
 # Short follow-ups ("那怎么办", "多久能恢复") refer to the cause discussed last.
 FOLLOW_UP_MAX_CHARS = 16
 FOLLOW_UP_CUES = (
@@ -432,8 +434,8 @@ class Conversation:
         d = session.diagnosis
         assert d.current is not None
         parts = [intro] if intro else []
-        if d.step:
-            slug, p = d.ranked()[0]
+        slug, p = d.ranked()[0]
+        if d.step and p >= LEADING_MIN:
             entry = self.kb.entry(slug)
             parts.append(
                 texts.DIAG_LEADING.format(

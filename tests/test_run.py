@@ -1,0 +1,179 @@
+"""``jiebei-bot run`` as a separate process against the fake Bot API server on 127.0.0.1:
+long polling, a server that is down at start, network errors while running, clean stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot import texts
+from tests.botapi import FakeBotAPI
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "987654:TEST-run-token_abcdefghijklmnop"
+USER = 5005
+CAUSE_QUESTION = "花呗逾期了，借呗也用不了了"
+
+
+class BotProcess:
+    """The bot in a child process; its stderr is collected line by line as it arrives."""
+
+    def __init__(self, api: FakeBotAPI, workdir: Path, log_level: str = "INFO") -> None:
+        env = {
+            **os.environ,
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_BASE_URL": api.base_url,
+            "KNOWLEDGE_DB": str(workdir / "knowledge.db"),
+            "ADMIN_IDS": "42",
+            "LOG_LEVEL": log_level,
+            "PYTHONIOENCODING": "utf-8",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run"],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self.lines.append("")  # end of output
+            self._cond.notify_all()
+
+    def wait_for_log(self, fragment: str, timeout: float = 60) -> str:
+        def found() -> str | None:
+            return next((line for line in self.lines if fragment in line), None)
+
+        with self._cond:
+            if not self._cond.wait_for(lambda: found() or "" in self.lines, timeout):
+                raise TimeoutError(f"no log line with {fragment!r}")
+            line = found()
+        if line is None:
+            raise AssertionError(f"the bot ended without logging {fragment!r}: {self.log}")
+        return line
+
+    def wait_for_count(self, fragment: str, count: int, timeout: float = 60) -> None:
+        def seen() -> int:
+            return sum(fragment in line for line in self.lines)
+
+        with self._cond:
+            if not self._cond.wait_for(lambda: seen() >= count or "" in self.lines, timeout):
+                raise TimeoutError(f"fewer than {count} log lines with {fragment!r}")
+            if seen() < count:
+                raise AssertionError(f"the bot ended early: {''.join(self.lines)}")
+
+    @property
+    def log(self) -> str:
+        with self._cond:
+            return "".join(self.lines)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        return code
+
+
+@pytest.fixture
+def api() -> Iterator[FakeBotAPI]:
+    with FakeBotAPI(TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def bot(api, tmp_path) -> Iterator[BotProcess]:
+    process = BotProcess(api, tmp_path)
+    try:
+        yield process
+    finally:
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.proc.wait(30)
+
+
+def test_polling_answers_and_sigterm_stops_with_exit_0(api, bot):
+    api.wait_until_polling(timeout=60)
+    api.send_text(USER, "/start")
+    [start] = api.wait_for_messages(USER)
+    assert start["text"].startswith("您好！")
+    assert len(start["reply_markup"]["inline_keyboard"]) == 12
+
+    api.send_text(USER, CAUSE_QUESTION)
+    [answer] = api.wait_for_messages(USER)
+    assert answer["text"].startswith("花呗或备用金逾期")
+    assert {"type": "bold", "offset": 0, "length": 8} in answer["entities"]
+
+    api.send_text(USER, "/diagnose")
+    [question] = api.wait_for_messages(USER)
+    api.press_button(USER, question, text=texts.BTN_NO)
+    edited = api.wait_for_edit(USER, question["message_id"])
+    assert "问题 2" in edited["text"]
+
+    assert [c["command"] for c in api.commands()] == [n for n, _ in texts.USER_COMMANDS]
+    assert api.server_errors() == []
+    assert bot.stop(signal.SIGTERM) == 0
+    assert "handled text intent=huabei_overdue" in bot.log
+    assert TOKEN not in bot.log and TOKEN.split(":")[1] not in bot.log
+
+
+def test_sigint_stops_with_exit_0(api, bot):
+    api.wait_until_polling(timeout=60)
+    assert bot.stop(signal.SIGINT) == 0
+
+
+def test_network_errors_while_running_are_warnings_and_the_bot_carries_on(api, bot):
+    api.wait_until_polling(timeout=60)
+    api.fail_next("sendMessage", status=502)
+    api.send_text(USER, "你好")
+    bot.wait_for_count("WARNING bot.app: Telegram: NetworkError", 1)
+    api.fail_next("sendMessage", retry_after=1)
+    api.send_text(USER, "你好")
+    bot.wait_for_count("WARNING bot.app: Telegram: RetryAfter", 1)
+    # The next two polls fail (the one in flight ends with this message's update).
+    api.fail_next("getUpdates", 2, status=502)
+    api.send_text(USER, "你好")
+    bot.wait_for_count("WARNING bot.app: Telegram: NetworkError", 3)
+    api.send_text(USER, CAUSE_QUESTION)
+    replies = api.wait_for_messages(USER, 2, timeout=60)
+    assert replies[-1]["text"].startswith("花呗或备用金逾期")
+    assert bot.stop() == 0
+    assert "Traceback" not in bot.log and " ERROR " not in bot.log
+
+
+def test_a_bot_api_server_down_at_start_is_retried(api, tmp_path):
+    api.go_offline()
+    process = BotProcess(api, tmp_path, log_level="DEBUG")
+    try:
+        process.wait_for_log("Failed run number")  # a start-up attempt was refused
+        api.go_online()
+        api.wait_until_polling(timeout=60)
+        api.send_text(USER, "/help")
+        [reply] = api.wait_for_messages(USER, timeout=30)
+        assert reply["text"].startswith("怎么使用借呗助手")
+        assert process.stop() == 0
+        assert TOKEN not in process.log  # not even in debug logs
+    finally:
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.proc.wait(30)
