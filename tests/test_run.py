@@ -3,13 +3,17 @@ long polling, a server that is down at start, network errors while running, clea
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
 
 import pytest
 
@@ -26,7 +30,14 @@ CAUSE_QUESTION = "花呗逾期了，借呗也用不了了"
 class BotProcess:
     """The bot in a child process; its stderr is collected line by line as it arrives."""
 
-    def __init__(self, api: FakeBotAPI, workdir: Path, log_level: str = "INFO") -> None:
+    def __init__(
+        self,
+        api: FakeBotAPI,
+        workdir: Path,
+        log_level: str = "INFO",
+        args: tuple[str, ...] = (),
+        **extra_env: str,
+    ) -> None:
         env = {
             **os.environ,
             "TELEGRAM_BOT_TOKEN": TOKEN,
@@ -35,9 +46,10 @@ class BotProcess:
             "ADMIN_IDS": "42",
             "LOG_LEVEL": log_level,
             "PYTHONIOENCODING": "utf-8",
+            **extra_env,
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"],
+            [sys.executable, "-m", "bot", "run", *args],
             cwd=workdir,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -173,6 +185,71 @@ def test_a_bot_api_server_down_at_start_is_retried(api, tmp_path):
         assert reply["text"].startswith("怎么使用借呗助手")
         assert process.stop() == 0
         assert TOKEN not in process.log  # not even in debug logs
+    finally:
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.proc.wait(30)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_webhook_mode_checks_the_secret_token(api, tmp_path):
+    port = free_port()
+    secret = "s3cret_webhook-token"
+    process = BotProcess(
+        api,
+        tmp_path,
+        args=(
+            "--webhook",
+            "https://bot.example.test/tg/hook",
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ),
+        WEBHOOK_SECRET=secret,
+    )
+    try:
+        registered = api.wait_for_call("setWebhook", timeout=60)
+        assert registered["url"] == "https://bot.example.test/tg/hook"
+        assert registered["secret_token"] == secret
+        process.wait_for_log("Application started")
+        update = {
+            "update_id": 1,
+            "message": {
+                "message_id": 1,
+                "date": 1,
+                "chat": {"id": USER, "type": "private"},
+                "from": {"id": USER, "is_bot": False, "first_name": "U"},
+                "text": CAUSE_QUESTION,
+            },
+        }
+        api.add_chat(USER)
+
+        def post(token: str) -> int:
+            request = Request(
+                f"http://127.0.0.1:{port}/tg/hook",
+                data=json.dumps(update).encode(),
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Telegram-Bot-Api-Secret-Token": token,
+                },
+            )
+            try:
+                with urlopen(request, timeout=30) as response:
+                    return response.status
+            except HTTPError as exc:
+                return exc.code
+
+        assert post("wrong") == 403
+        assert post(secret) == 200
+        [answer] = api.wait_for_messages(USER, timeout=30)
+        assert answer["text"].startswith("花呗或备用金逾期")
+        assert process.stop() == 0
     finally:
         if process.proc.poll() is None:
             process.proc.kill()
