@@ -4,30 +4,37 @@ How a score is made, in order:
 
 1. The message becomes tokens (``TextPipeline.tokens``): concept tokens such as ``OVERDUE``
    or ``NOT_OVERDUE`` plus the remaining content words. Every example phrase of every entry
-   was turned into tokens the same way when the matcher was built.
-2. Each distinct token is encoded as one character, so that rapidfuzz's C scorers compare
-   token sequences, not characters. Concept tokens are written twice: they weigh double.
-   Tokens no example has are dropped from the query (they cannot match anything and would only
-   dilute long, rambling messages).
-3. Three views are scored against every example with ``rapidfuzz.process.cdist``: the token
-   sequence in order (word order matters: ``借呗被关`` vs ``我想关借呗``), the sorted tokens
-   (a multiset overlap), and the sorted distinct tokens (a set overlap). Their weighted blend
-   is the example's score, and an entry's score is its best example's.
-4. An entry's ``keywords`` are its evidence: a cause none of whose keywords appear loses
-   ``MISSING_KEYWORD_PENALTY`` (a message about 借呗 that names no cause should not land on
-   one), and gains ``KEYWORD_BONUS`` when one does.
-5. The best entry is the answer if it reaches ``threshold``. When the best two causes are
-   within ``margin`` of each other the match is *ambiguous*: the bot asks which one.
+   was turned into tokens the same way when the matcher was built. Tokens no example has are
+   dropped from the query: they cannot match anything and would only dilute long messages.
+2. Each token is written as one character, repeated by its weight: a concept token found in
+   few entries (``IDCARD``) weighs up to 3, one in most entries (``JIEBEI``) 1, plain words 1.
+   rapidfuzz then compares token sequences, not characters.
+3. Three views of the query are compared with every example: the sequence in order
+   (rapidfuzz's ``fuzz.ratio``: word order matters, 借呗被关 vs 我想关借呗), the sorted tokens
+   (multiset overlap) and the distinct tokens (set overlap). The blend, ``WEIGHTS``, is the
+   example's score; an entry's raw score is its best example's.
+4. Evidence adjusts the raw score (``_adjustments``): an entry whose ``keywords`` (each a
+   group of tokens that must all be present) appear gains ``KEYWORD_BONUS`` and may be chosen
+   at the lower ``evidence_threshold``; a cause or the overview whose keywords are all absent
+   loses ``MISSING_KEYWORD_PENALTY``. Causes also lose points when nothing in the message
+   says 借呗 stopped, when the message is off topic, or when it says 借呗 works or the user
+   wants to close it.
+5. The answer is the best entry that clears its bar (``_decide``). The overview yields to a
+   cause whose keywords are present. When the best two causes are within ``margin`` the
+   match is *ambiguous*: the bot asks which one.
 
-Large knowledge bases are served by an inverted index from tokens to examples: an example that
-shares no token with the query scores 0 on all three views, so only examples in the postings of
-the query's tokens need scoring, and the answers equal the exhaustive scorer's.
+Speed: the multiset and set overlaps come from an inverted index (token -> examples), so only
+examples sharing a token with the query are touched. Because the ordered ratio can never
+exceed the multiset overlap, ``0.7 * multiset + 0.3 * set`` bounds an example's score; entries
+are scored exactly in order of their bound, and scoring stops once no remaining entry can
+reach the top ``TOP_N``. The result is the exhaustive scorer's (``use_index=False``), which a
+test checks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from rapidfuzz import fuzz, process
@@ -36,19 +43,21 @@ from knowledge.entries import Entry
 from knowledge.text import TextPipeline
 
 THRESHOLD = 55.0
-# The bar when the best entry's keywords are in the message: the evidence is there, so a
-# long or oddly phrased message may be less like any one example.
+# The bar when the entry's keywords are in the message: the evidence is there, so a long or
+# oddly phrased message may be less like any one example.
 EVIDENCE_THRESHOLD = 38.0
 MARGIN = 6.0
 TOP_N = 5
 WEIGHTS = (0.4, 0.3, 0.3)  # ordered, multiset, set
+KEYWORD_BONUS = 4.0
 MISSING_KEYWORD_PENALTY = {"cause": 20.0, "overview": 20.0, "redirect": 8.0}
+# Nothing says 借呗 stopped ("借呗逾期会怎样" asks about consequences, not a stop).
 NO_STOP_PENALTY = 4.0
+# Neither 借呗 nor any stop is named: not a question about why 借呗 stopped.
 OFF_TOPIC_PENALTY = 25.0
 TOPIC_TOKENS = frozenset({"JIEBEI", "FOLLOWUP"})
-# "借呗还能正常用": a message saying 借呗 works is not about why it stopped.
-# "借呗还能正常用" says it works; "我想关掉借呗" is the user's own doing: neither asks why
-# the provider stopped it.
+# "借呗还能正常用" says it works; "我想关掉借呗" is the user's own doing: neither asks why the
+# provider stopped it ...
 AGAINST_TOKENS = frozenset({"WORKS", "SELF_CLOSE"})
 AGAINST_PENALTY = 15.0
 # ... unless what is closed is a product that took 借呗's place ("关掉网商贷能换回借呗吗").
@@ -56,15 +65,13 @@ REPLACING = frozenset({"WANGSHANGDAI", "CREDITLOAN"})
 # The overview answers "stopped, no cause given": when a cause's keywords are in the message
 # and that cause is no further than this below the overview, the cause is the answer.
 OVERVIEW_YIELD_GAP = 30.0
-KEYWORD_BONUS = 4.0
-# Scoring every example costs more than building posting lists only past this many examples.
-INDEX_MIN_EXAMPLES = 3000
-# A token in at most this share of entries is rare (weight 3); up to COMMON_SHARE, weight 2.
-RARE_SHARE = 0.15
 # How far below the best candidate an entry with keyword evidence may be and still be chosen
 # when the best one lacks the evidence to clear its bar.
 FALLBACK_GAP = 12.0
+# A concept in at most this share of entries is rare (weight 3); up to COMMON_SHARE, 2.
+RARE_SHARE = 0.15
 COMMON_SHARE = 0.4
+ANSWER_KINDS = ("cause", "overview")
 
 
 @dataclass(frozen=True)
@@ -105,15 +112,12 @@ def is_concept(token: str) -> bool:
 
 
 @dataclass
-class _Compiled:
-    slugs: list[str]
-    kinds: list[str]
-    owner: np.ndarray  # example index -> entry index
-    ordered: list[str]
-    multiset: list[str]
-    distinct: list[str]
-    keyword_sets: list[tuple[frozenset[str], ...]]
-    postings: dict[str, np.ndarray] = field(default_factory=dict)
+class _Query:
+    ordered: str
+    ids: list[int]  # distinct token ids
+    counts: list[int]  # weighted count of each
+    length: int  # len(ordered)
+    present: frozenset[str]
 
 
 class Matcher:
@@ -127,189 +131,231 @@ class Matcher:
         threshold: float = THRESHOLD,
         evidence_threshold: float = EVIDENCE_THRESHOLD,
         margin: float = MARGIN,
-        use_index: bool | None = None,
+        use_index: bool = True,
     ) -> None:
         self.pipeline = pipeline
         self.threshold = threshold
         self.evidence_threshold = evidence_threshold
         self.margin = margin
+        self.use_index = use_index
         self.entries = {e.slug: e for e in entries}
         self._stop_signals = frozenset(pipeline.lexicon.stop_signals)
-        self._index = {e.slug: i for i, e in enumerate(entries)}
-        self._topic = TOPIC_TOKENS
-        self._codes: dict[str, str] = {}
-        self._weights: dict[str, int] = {}
-        self._c = self._compile(entries)
-        n = len(self._c.ordered)
-        self.use_index = n >= INDEX_MIN_EXAMPLES if use_index is None else use_index
-        if self.use_index:
-            self._c.postings = self._build_postings()
+        self._compile(list(entries))
 
     # -- building -------------------------------------------------------------------------
 
-    def _code(self, token: str) -> str:
-        code = self._codes.get(token)
-        if code is None:
-            code = chr(0x20000 + len(self._codes))
-            self._codes[token] = code
-        return code
-
-    def _views(self, tokens: Iterable[str]) -> tuple[str, str, str]:
-        chars: list[str] = []
-        for token in tokens:
-            code = self._codes.get(token)
-            if code is None:
-                continue
-            chars.append(code * self._weights.get(code, 1))
-        ordered = "".join(chars)
-        return ordered, "".join(sorted(ordered)), "".join(sorted(set(ordered)))
-
-    def _compile(self, entries: Sequence[Entry]) -> _Compiled:
-        slugs, kinds, owner, token_lists, keyword_sets = [], [], [], [], []
+    def _compile(self, entries: list[Entry]) -> None:
+        ids: dict[str, int] = {}
+        token_lists: list[list[int]] = []
+        owner: list[int] = []
+        starts: list[int] = []
+        groups: list[tuple[int, frozenset[str]]] = []
         for i, entry in enumerate(entries):
-            slugs.append(entry.slug)
-            kinds.append(entry.kind)
-            groups = [frozenset(self.pipeline.tokens(word)) for word in entry.keywords]
-            keyword_sets.append(tuple(g for g in groups if g))
+            starts.append(len(token_lists))
+            for word in entry.keywords:
+                group = frozenset(self.pipeline.tokens(word))
+                if group:
+                    groups.append((i, group))
             for phrase in entry.examples:
                 tokens = self.pipeline.tokens(phrase)
                 if tokens:
-                    for token in tokens:
-                        self._code(token)
-                    token_lists.append(tokens)
+                    token_lists.append([ids.setdefault(t, len(ids)) for t in tokens])
                     owner.append(i)
-        self._weights = self._token_weights(token_lists, owner, len(entries))
-        views = [self._views(t) for t in token_lists]
-        return _Compiled(
-            slugs=slugs,
-            kinds=kinds,
-            owner=np.asarray(owner, dtype=np.int64),
-            ordered=[v[0] for v in views],
-            multiset=[v[1] for v in views],
-            distinct=[v[2] for v in views],
-            keyword_sets=keyword_sets,
-        )
+        self._ids = ids
+        self._slugs = [e.slug for e in entries]
+        self._kinds = [e.kind for e in entries]
+        n_entries = len(entries)
+        self._owner = np.asarray(owner, dtype=np.intp)
+        self._starts = np.asarray(starts + [len(token_lists)], dtype=np.intp)
 
-    def _token_weights(self, token_lists: list[list[str]], owner: list[int],
-                       n_entries: int) -> dict[str, int]:
-        """How many times a token's character is written: rarer across entries weighs more,
-        so 身份证 counts for more than 借呗, which nearly every entry mentions."""
-        entries_with: dict[str, set[int]] = {}
+        # Token weights: rarer concepts across entries weigh more.
+        names = list(ids)
+        spread: list[set[int]] = [set() for _ in names]
         for tokens, i in zip(token_lists, owner, strict=True):
-            for token in tokens:
-                entries_with.setdefault(token, set()).add(i)
-        weights = {}
-        for token, where in entries_with.items():
-            share = len(where) / max(n_entries, 1)
-            weight = 3 if share <= RARE_SHARE else 2 if share <= COMMON_SHARE else 1
-            weights[self._codes[token]] = weight if is_concept(token) else 1
-        return weights
+            for t in tokens:
+                spread[t].add(i)
+        weights = np.ones(len(names), dtype=np.int64)
+        for t, name in enumerate(names):
+            if is_concept(name):
+                share = len(spread[t]) / max(n_entries, 1)
+                weights[t] = 3 if share <= RARE_SHARE else 2 if share <= COMMON_SHARE else 1
+        self._weights = weights
+        self._chars = [chr(0x20000 + t) * int(weights[t]) for t in range(len(names))]
 
-    def _build_postings(self) -> dict[str, np.ndarray]:
-        postings: dict[str, list[int]] = {}
-        for i, distinct in enumerate(self._c.distinct):
-            for ch in distinct:
-                postings.setdefault(ch, []).append(i)
-        return {ch: np.asarray(ix, dtype=np.int64) for ch, ix in postings.items()}
+        # Per example: the ordered string, its length and distinct-token count; postings.
+        self._ordered = ["".join(self._chars[t] for t in tokens) for tokens in token_lists]
+        self._length = np.asarray([len(s) for s in self._ordered], dtype=np.float64)
+        self._distinct = np.asarray([len(set(t)) for t in token_lists], dtype=np.float64)
+        post: list[dict[int, int]] = [{} for _ in names]
+        for j, tokens in enumerate(token_lists):
+            for t in tokens:
+                post[t][j] = post[t].get(j, 0) + int(weights[t])
+        self._post_ex = [np.fromiter(p.keys(), dtype=np.intp, count=len(p)) for p in post]
+        self._post_n = [np.fromiter(p.values(), dtype=np.float64, count=len(p)) for p in post]
 
-    # -- matching -------------------------------------------------------------------------
+        # Per entry: kind masks and keyword groups.
+        kinds = np.asarray(self._kinds)
+        self._is_cause = kinds == "cause"
+        self._is_answer = np.isin(kinds, ANSWER_KINDS)
+        self._has_keywords = np.zeros(n_entries, dtype=bool)
+        self._missing = np.asarray([MISSING_KEYWORD_PENALTY.get(k, 0.0) for k in self._kinds])
+        self._groups = groups
+        self._groups_by_token: dict[str, list[int]] = {}
+        for g, (i, group) in enumerate(groups):
+            self._has_keywords[i] = True
+            for token in group:
+                self._groups_by_token.setdefault(token, []).append(g)
 
-    def example_scores(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(example indices, blended scores) for the examples that can score above 0."""
-        ordered, multiset, distinct = self._views(tokens)
-        c = self._c
-        if not distinct:
-            return np.empty(0, dtype=np.int64), np.empty(0)
-        if self.use_index:
-            lists = [c.postings[ch] for ch in distinct if ch in c.postings]
-            index = np.unique(np.concatenate(lists)) if lists else np.empty(0, dtype=np.int64)
-            pick = index.tolist()
-            choices = ([c.ordered[i] for i in pick], [c.multiset[i] for i in pick],
-                       [c.distinct[i] for i in pick])
-        else:
-            index = np.arange(len(c.ordered))
-            choices = (c.ordered, c.multiset, c.distinct)
-        if not len(index):
-            return index, np.empty(0)
-        total = np.zeros(len(index))
-        for weight, query, options in zip(WEIGHTS, (ordered, multiset, distinct), choices,
-                                          strict=True):
-            total += weight * process.cdist([query], options, scorer=fuzz.ratio, workers=1)[0]
-        return index, total
+    # -- scoring --------------------------------------------------------------------------
 
-    def entry_scores(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Every entry's score for a token sequence, keyword evidence applied, and whether
-        the entry's keywords were present."""
-        c = self._c
-        scores = np.zeros(len(c.slugs))
-        evidence = np.zeros(len(c.slugs), dtype=bool)
-        index, example = self.example_scores(tokens)
-        if len(index):
-            np.maximum.at(scores, c.owner[index], example)
-        present = set(tokens)
+    def _query(self, tokens: Sequence[str]) -> _Query:
+        counts: dict[int, int] = {}
+        chars = []
+        for token in tokens:
+            t = self._ids.get(token)
+            if t is None:
+                continue
+            counts[t] = counts.get(t, 0) + int(self._weights[t])
+            chars.append(self._chars[t])
+        ordered = "".join(chars)
+        return _Query(ordered, list(counts), list(counts.values()), len(ordered),
+                      frozenset(tokens))
+
+    def _overlaps(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
+        """(multiset, set) overlap scores of every example, 0-100, via the postings."""
+        n = len(self._ordered)
+        inter = np.zeros(n)
+        shared = np.zeros(n)
+        for t, count in zip(q.ids, q.counts, strict=True):
+            ex = self._post_ex[t]
+            inter[ex] += np.minimum(self._post_n[t], count)
+            shared[ex] += 1.0
+        multiset = 200.0 * inter / (q.length + self._length)
+        distinct = 200.0 * shared / (len(q.ids) + self._distinct)
+        return multiset, distinct
+
+    def _adjustments(self, present: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per entry: points added to the raw score, and whether its keywords are present."""
+        evidence = np.zeros(len(self._slugs), dtype=bool)
+        for token in present:
+            for g in self._groups_by_token.get(token, ()):
+                i, group = self._groups[g]
+                if not evidence[i] and group <= present:
+                    evidence[i] = True
+        adjust = np.where(evidence, KEYWORD_BONUS, 0.0)
+        adjust -= np.where(self._has_keywords & ~evidence, self._missing, 0.0)
         stopped = not self._stop_signals.isdisjoint(present)
-        # A message that names neither 借呗 nor any stop is not asking why 借呗 stopped.
-        off_topic = not stopped and not (self._topic & present)
-        against = not AGAINST_TOKENS.isdisjoint(present) and not (REPLACING & present)
-        for i, keywords in enumerate(c.keyword_sets):
-            if scores[i] <= 0:
-                continue
-            if c.kinds[i] in ("cause", "overview") and off_topic:
-                scores[i] -= OFF_TOPIC_PENALTY
-            elif c.kinds[i] == "cause" and not stopped:
-                scores[i] -= NO_STOP_PENALTY
-            if against and c.kinds[i] in ("cause", "overview"):
-                scores[i] -= AGAINST_PENALTY
-            if not keywords:
-                continue
-            if any(group <= present for group in keywords):
-                scores[i] += KEYWORD_BONUS
-                evidence[i] = True
-            else:
-                scores[i] -= MISSING_KEYWORD_PENALTY.get(c.kinds[i], 0.0)
-        return np.clip(scores, 0.0, 100.0), evidence
+        if not stopped and TOPIC_TOKENS.isdisjoint(present):
+            adjust -= np.where(self._is_answer, OFF_TOPIC_PENALTY, 0.0)
+        elif not stopped:
+            adjust -= np.where(self._is_cause, NO_STOP_PENALTY, 0.0)
+        if not AGAINST_TOKENS.isdisjoint(present) and REPLACING.isdisjoint(present):
+            adjust -= np.where(self._is_answer, AGAINST_PENALTY, 0.0)
+        return adjust, evidence
+
+    def _raw_exhaustive(self, q: _Query, multiset: np.ndarray, distinct: np.ndarray
+                        ) -> np.ndarray:
+        """Every entry's raw score, every example scored with rapidfuzz."""
+        raw = np.zeros(len(self._slugs))
+        if not q.ids:
+            return raw
+        ordered = process.cdist([q.ordered], self._ordered, scorer=fuzz.ratio, workers=1)[0]
+        # The same operations, in the same order, as _top_indexed: identical floats.
+        blend = (WEIGHTS[1] * multiset + WEIGHTS[2] * distinct) + WEIGHTS[0] * ordered
+        np.maximum.at(raw, self._owner, blend)
+        return raw
+
+    def _top_indexed(self, q: _Query, multiset: np.ndarray, distinct: np.ndarray,
+                     adjust: np.ndarray) -> list[tuple[float, int]]:
+        """The TOP_N entries' exact scores, scoring only what can still reach the top."""
+        touched = np.flatnonzero(multiset)
+        if not len(touched):
+            return []
+        partial = WEIGHTS[1] * multiset[touched] + WEIGHTS[2] * distinct[touched]
+        bound = partial + WEIGHTS[0] * multiset[touched]
+        owners = self._owner[touched]
+        entry_bound = np.zeros(len(self._slugs))
+        np.maximum.at(entry_bound, owners, bound)
+        candidates = np.flatnonzero(entry_bound)
+        ceiling = np.clip(entry_bound[candidates] + adjust[candidates], 0.0, 100.0)
+        order = np.lexsort((candidates, -ceiling))
+        # Examples of each candidate entry, best bound first.
+        by_entry = np.lexsort((-bound, owners))
+        first = np.searchsorted(owners[by_entry], candidates)
+        last = np.searchsorted(owners[by_entry], candidates, side="right")
+        top: list[tuple[float, int]] = []  # (-score, entry), kept sorted
+        for k in order:
+            if len(top) >= TOP_N and ceiling[k] < -top[-1][0]:
+                break
+            i = int(candidates[k])
+            best = 0.0
+            for pos in by_entry[first[k]:last[k]]:
+                if bound[pos] <= best:
+                    break
+                ratio = fuzz.ratio(q.ordered, self._ordered[touched[pos]])
+                best = max(best, partial[pos] + WEIGHTS[0] * ratio)
+            score = min(max(best + adjust[i], 0.0), 100.0) if best > 0 else 0.0
+            top.append((-score, i))
+            top.sort()
+            del top[TOP_N:]
+        return top
+
+    def scores(self, tokens: Sequence[str]) -> tuple[list[tuple[int, float]], np.ndarray]:
+        """The best entries as (entry index, score) best first, and the evidence per entry."""
+        q = self._query(tokens)
+        adjust, evidence = self._adjustments(q.present)
+        if not q.ids:
+            return [], evidence
+        multiset, distinct = self._overlaps(q)
+        if self.use_index:
+            top = [(i, -neg) for neg, i in self._top_indexed(q, multiset, distinct, adjust)]
+        else:
+            raw = self._raw_exhaustive(q, multiset, distinct)
+            final = np.where(raw > 0, np.clip(raw + adjust, 0.0, 100.0), 0.0)
+            order = np.argsort(-final, kind="stable")[:TOP_N]
+            top = [(int(i), float(final[i])) for i in order]
+        return [(i, s) for i, s in top if s > 0], evidence
+
+    # -- deciding -------------------------------------------------------------------------
 
     def match(self, text: str) -> Match:
         """Match a raw message."""
-        tokens = self.pipeline.tokens(text)
-        return self.match_tokens(text, tokens)
+        return self.match_tokens(text, self.pipeline.tokens(text))
 
     def match_tokens(self, text: str, tokens: Sequence[str]) -> Match:
-        c = self._c
-        scores, evidence = self.entry_scores(tokens)
-        order = np.argsort(-scores, kind="stable")[:TOP_N]
-        candidates = tuple(
-            Candidate(c.slugs[i], round(float(scores[i]), 1), c.kinds[i])
-            for i in order
-            if scores[i] > 0
-        )
-        intent = None
+        top, evidence = self.scores(tokens)
+        candidates = [Candidate(self._slugs[i], round(float(s), 1), self._kinds[i])
+                      for i, s in top]
+        intent = self._decide(candidates, [bool(evidence[i]) for i, _ in top])
+        if intent is not None:
+            rank = next(r for r, c in enumerate(candidates) if c.slug == intent)
+            candidates.insert(0, candidates.pop(rank))
         ambiguous = False
-        # The answer is the best candidate that clears its bar (lower with keyword evidence),
-        # provided it is not far below the best overall.
-        for rank, i in enumerate(order):
-            if scores[i] <= 0 or scores[order[0]] - scores[i] > FALLBACK_GAP:
-                break
-            needed = self.evidence_threshold if evidence[i] else self.threshold
-            if scores[i] >= needed:
-                intent = c.slugs[i]
-                if rank:  # put the answer first
-                    picked = candidates[rank]
-                    candidates = (picked, *candidates[:rank], *candidates[rank + 1:])
-                break
-        if intent is not None and candidates[0].kind == "overview":
-            for rank, x in enumerate(candidates[1:], 1):
-                i = self._index[x.slug]
-                if (x.kind == "cause" and evidence[i] and x.score >= self.evidence_threshold
-                        and candidates[0].score - x.score <= OVERVIEW_YIELD_GAP):
-                    intent = x.slug
-                    candidates = (x, *candidates[:rank], *candidates[rank + 1:])
-                    break
         if intent is not None and candidates[0].kind == "cause":
             causes = [x for x in candidates if x.kind == "cause"]
             ambiguous = len(causes) >= 2 and causes[0].score - causes[1].score < self.margin
-        return Match(text=text, tokens=tuple(tokens), candidates=candidates, intent=intent,
-                     ambiguous=ambiguous)
+        return Match(text=text, tokens=tuple(tokens), candidates=tuple(candidates),
+                     intent=intent, ambiguous=ambiguous)
+
+    def _decide(self, candidates: list[Candidate], evidence: list[bool]) -> str | None:
+        if not candidates:
+            return None
+        best = candidates[0].score
+        chosen = None
+        # The best candidate that clears its bar (lower with keyword evidence), provided it is
+        # not far below the best overall.
+        for c, has_evidence in zip(candidates, evidence, strict=True):
+            if best - c.score > FALLBACK_GAP:
+                break
+            if c.score >= (self.evidence_threshold if has_evidence else self.threshold):
+                chosen = c
+                break
+        if chosen is not None and chosen.kind == "overview":
+            for c, has_evidence in zip(candidates, evidence, strict=True):
+                if (c.kind == "cause" and has_evidence and c.score >= self.evidence_threshold
+                        and chosen.score - c.score <= OVERVIEW_YIELD_GAP):
+                    return c.slug
+        return chosen.slug if chosen else None
 
     def slugs(self) -> list[str]:
-        return list(self._c.slugs)
+        return list(self._slugs)

@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 MAX_MATCH_CHARS = 400
 NEGATION_WINDOW = 3
 CONCEPT_FREQ = 200_000
+# jieba is the segmenter of record. rjieba (jieba-rs: the same dictionary and algorithm in
+# Rust) segments identically with the same user words, about 20x faster, and is used when
+# installed; a test checks the two agree on every example phrase. JIEBEI_SEGMENTER=jieba
+# forces jieba.
+SEGMENTERS = ("auto", "jieba", "rjieba")
 _NON_WORD = re.compile(r"[\W_]+")
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 
@@ -93,14 +98,15 @@ def normalise_basic(text: str) -> str:
     """Width, script and case folding; no domain knowledge."""
     text = text.translate(_ZERO_WIDTH)
     text = unicodedata.normalize("NFKC", text)
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else " " for ch in text)
     return _t2s.convert(text).lower()
 
 
 class TextPipeline:
     """Normalisation and segmentation with the domain lexicon; thread-safe after construction."""
 
-    def __init__(self, lexicon: Lexicon | None = None) -> None:
+    def __init__(self, lexicon: Lexicon | None = None, segmenter: str | None = None) -> None:
         self.lexicon = lexicon or Lexicon.load()
         lex = self.lexicon
         self._surface = lex.surface_to_concept
@@ -117,11 +123,35 @@ class TextPipeline:
             if aliases else None
         )
         self._lock = threading.Lock()
-        self.tokenizer = _make_tokenizer(
-            [(w, CONCEPT_FREQ) for w in self._surface]
+        self._words = [
+            (w, f)
+            for w, f in [(w, CONCEPT_FREQ) for w in self._surface]
             + [(n, CONCEPT_FREQ) for n in lex.negators if len(n) > 1]
             + lex.userdict
-        )
+            if w and " " not in w
+        ]
+        choice = segmenter or os.environ.get("JIEBEI_SEGMENTER", "auto")
+        if choice not in SEGMENTERS:
+            raise ValueError(f"JIEBEI_SEGMENTER must be one of {', '.join(SEGMENTERS)}")
+        self._fast = None
+        if choice != "jieba":
+            try:
+                import rjieba
+            except ImportError:
+                if choice == "rjieba":
+                    raise
+            else:
+                self._fast = rjieba.Jieba()
+                for word, freq in self._words:
+                    self._fast.add_word(word, freq, None)
+        self.backend = "rjieba" if self._fast is not None else "jieba"
+        if self._fast is None:
+            self.tokenizer  # noqa: B018 - build jieba's dictionary now, not on the first message
+
+    @cached_property
+    def tokenizer(self) -> jieba.Tokenizer:
+        """jieba's own Tokenizer with the domain dictionary: the segmenter of record."""
+        return _make_tokenizer(self._words)
 
     def normalise(self, text: str) -> str:
         """Fold a raw message into plain lower-case Simplified Chinese words and spaces."""
@@ -136,6 +166,15 @@ class TextPipeline:
         """jieba words of a normalised string; a run of spaces (where punctuation was) is
         kept as one " " word, so that negation does not reach across it."""
         with self._lock:  # jieba's Tokenizer is not documented as thread-safe
+            if self._fast is not None:
+                words = self._fast.cut(normalised, True)
+            else:
+                words = self.tokenizer.lcut(normalised, HMM=True)
+        return [" " if w.isspace() else w for w in words]
+
+    def segment_with_jieba(self, normalised: str) -> list[str]:
+        """The same as ``segment``, always with jieba (to check a faster backend agrees)."""
+        with self._lock:
             words = self.tokenizer.lcut(normalised, HMM=True)
         return [" " if w.isspace() else w for w in words]
 
@@ -227,6 +266,5 @@ def _make_tokenizer(words: list[tuple[str, int]]) -> jieba.Tokenizer:
         log.debug("jieba cache dir %s not writable; using the system temp dir", cache)
     tokenizer.initialize()
     for word, freq in words:
-        if word and " " not in word:
-            tokenizer.add_word(word, freq)
+        tokenizer.add_word(word, freq)
     return tokenizer
