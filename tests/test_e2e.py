@@ -1,0 +1,365 @@
+"""The whole bot as a process over HTTP: ``python -m bot run`` against the fake Bot API server
+on 127.0.0.1, driven the way users and an admin drive it.
+
+One bot process serves the whole module (starting one costs seconds: jieba, the matcher),
+so every test talks from its own user id and asserts only what its own messages changed.
+Waiting is always for something to happen (a reply, an edit, a consumed update), never a
+sleep. The last test stops the process with SIGTERM; a test after it would get a new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import admin, texts
+from knowledge.diagnosis import MAX_QUESTIONS
+from knowledge.store import Store
+from tests.botapi import FakeBotAPI
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "918273:TEST-e2e-secret_Zq8wLx3vNk5pRt"
+ADMIN = 4242
+START_TIMEOUT = 60.0  # a cold jieba cache takes a while; a warm one about four seconds
+REPLY_TIMEOUT = 15.0
+
+
+class BotProcess:
+    """``python -m bot run`` in a child process; stdout and stderr are collected as they come."""
+
+    def __init__(self, api: FakeBotAPI, workdir: Path) -> None:
+        self.workdir = workdir
+        self.env = {
+            **os.environ,
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_BASE_URL": api.base_url,
+            "KNOWLEDGE_DB": str(workdir / "knowledge.db"),
+            "ADMIN_IDS": str(ADMIN),
+            "LOG_LEVEL": "DEBUG",  # the token must stay out of even the most talkative log
+            "PYTHONIOENCODING": "utf-8",
+            "PYTHONUNBUFFERED": "1",
+        }
+        # The user's own JIEBA_CACHE_DIR (or its default) is kept: no cold build per test run.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run"],
+            cwd=workdir,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+        self._out: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self._cond = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._read, args=(name,), daemon=True)
+            for name in ("stdout", "stderr")
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, name: str) -> None:
+        for line in getattr(self.proc, name):
+            with self._cond:
+                self._out[name].append(line)
+                self._cond.notify_all()
+
+    @property
+    def output(self) -> str:
+        """Everything the process wrote so far, stdout then stderr."""
+        with self._cond:
+            return "".join(self._out["stdout"]) + "".join(self._out["stderr"])
+
+    def count(self, fragment: str) -> int:
+        """How many lines of stderr (the log) contain ``fragment`` so far."""
+        with self._cond:
+            return sum(fragment in line for line in self._out["stderr"])
+
+    def wait_for_log(self, fragment: str, more_than: int, timeout: float) -> bool:
+        """Wait until more than ``more_than`` log lines contain ``fragment``; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: sum(fragment in line for line in self._out["stderr"]) > more_than,
+                timeout,
+            )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.alive():
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        return code
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+class E2E:
+    """The fake server, the bot process, and the user side of the conversation."""
+
+    def __init__(self, api: FakeBotAPI, workdir: Path) -> None:
+        self.api = api
+        self.workdir = workdir
+        self.process: BotProcess | None = None
+
+    @property
+    def db(self) -> Path:
+        return self.workdir / "knowledge.db"
+
+    def ensure_running(self) -> BotProcess:
+        if self.process is None or not self.process.alive():
+            self.process = BotProcess(self.api, self.workdir)
+            self.api.wait_until_polling(timeout=START_TIMEOUT)
+        return self.process
+
+    def title(self, slug: str) -> str:
+        """An entry's title as stored now (the bot seeded the file from the shipped entries)."""
+        store = Store(self.db, seed=False)
+        try:
+            entry = store.get(slug)
+        finally:
+            store.close()
+        assert entry is not None, slug
+        return entry.title
+
+    def say(self, user: int, text: str, **group: Any) -> dict:
+        """The user sends ``text`` (in a group with ``chat_id=``, ``chat_type=``...) and gets
+        exactly one reply."""
+        chat = group.get("chat_id", user)
+        self.api.mark(chat)
+        self.api.send_text(user, text, **group)
+        [reply] = self.api.wait_for_messages(chat, 1, REPLY_TIMEOUT)
+        return reply
+
+    def press(
+        self, user: int, message: dict, *, text: str | None = None, data: str | None = None
+    ) -> dict:
+        """The user presses a button; returns once the bot answered the callback query."""
+        query = self.api.press_button(user, message, data, text=text)
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        while query["id"] not in {a["callback_query_id"] for a in self.api.callback_answers()}:
+            self.api.wait_for_call("answerCallbackQuery", max(deadline - time.monotonic(), 0.1))
+        return query
+
+
+def buttons(message: dict) -> list[dict]:
+    return [b for row in message.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
+
+
+def labels(message: dict) -> list[str]:
+    return [b["text"] for b in buttons(message)]
+
+
+def datas(message: dict) -> list[str]:
+    return [b["callback_data"] for b in buttons(message)]
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory) -> Iterator[E2E]:
+    workdir = tmp_path_factory.mktemp("e2e")
+    with FakeBotAPI(TOKEN) as api:
+        world = E2E(api, workdir)
+        try:
+            yield world
+        finally:
+            if world.process is not None:
+                world.process.kill()
+        assert api.server_errors() == []
+
+
+@pytest.fixture
+def bot(e2e) -> E2E:
+    e2e.ensure_running()
+    return e2e
+
+
+# -- users --------------------------------------------------------------------------------
+
+
+def test_start_greets_and_offers_the_causes_and_the_diagnosis(bot):
+    reply = bot.say(1001, "/start")
+    assert reply["text"].startswith("您好！")
+    assert any(e["type"] == "bold" for e in reply["entities"])  # the HTML was parsed
+    data = datas(reply)
+    assert "u:e:huabei_overdue" in data and "u:e:id_expired" in data
+    assert data[-1] == "u:ds"
+    assert [c["command"] for c in bot.api.commands()] == [n for n, _ in texts.USER_COMMANDS]
+    admin_menu = bot.api.commands({"type": "chat", "chat_id": ADMIN})
+    assert admin_menu is not None and "example" in [c["command"] for c in admin_menu]
+
+
+def test_a_described_cause_gets_that_cause_and_its_follow_up_buttons_work(bot):
+    user = 1002
+    title = bot.title("huabei_overdue")
+    answer = bot.say(user, "花呗晚还了几天，借呗就用不了了")
+    assert answer["text"].startswith(title)
+    assert texts.SOLUTION_HEADING in answer["text"]
+    assert texts.BTN_NOT_MINE in labels(answer) and texts.BTN_HELPFUL in labels(answer)
+
+    bot.api.mark(user)
+    bot.press(user, answer, text=texts.BTN_NOT_MINE)
+    [others] = bot.api.wait_for_messages(user, 1, REPLY_TIMEOUT)
+    assert others["text"] in (texts.NOT_MINE, texts.NOT_MINE_NONE)
+    entry_buttons = [d for d in datas(others) if d.startswith("u:e:")]
+    assert entry_buttons and "u:e:huabei_overdue" not in entry_buttons
+
+    bot.press(user, others, data=entry_buttons[0])
+    [shown] = bot.api.wait_for_messages(user, 1, REPLY_TIMEOUT)
+    assert shown["text"].startswith(bot.title(entry_buttons[0].removeprefix("u:e:")))
+
+    bot.press(user, answer, text=texts.BTN_HELPFUL)
+    [thanks] = bot.api.wait_for_messages(user, 1, REPLY_TIMEOUT)
+    assert thanks["text"] == texts.FEEDBACK_THANKS
+
+
+def test_a_generic_question_gets_the_overview_with_every_cause(bot):
+    reply = bot.say(1003, "借呗突然用不了了")
+    assert reply["text"].startswith(bot.title("overview"))
+    causes = [d for d in datas(reply) if d.startswith("u:e:")]
+    assert len(causes) == 11 and "u:ds" in datas(reply)
+
+
+def test_an_off_topic_question_gets_an_honest_no_match_and_the_causes(bot):
+    reply = bot.say(1004, "今天天气怎么样")
+    assert reply["text"] == texts.NO_MATCH
+    assert len([d for d in datas(reply) if d.startswith("u:e:")]) == 11
+
+
+def test_the_guided_diagnosis_runs_to_its_result_with_button_presses(bot):
+    user = 1005
+    message = bot.say(user, "/diagnose")
+    assert "问题 1" in message["text"]
+    for _ in range(MAX_QUESTIONS + 1):
+        if texts.DIAG_RESULT in message["text"]:
+            break
+        bot.press(user, message, text=texts.BTN_UNSURE)
+        message = bot.api.wait_for_edit(user, message["message_id"], REPLY_TIMEOUT)
+    else:
+        pytest.fail(f"no result after {MAX_QUESTIONS} answers: {message['text']}")
+    assert any(d.startswith("u:e:") for d in datas(message))
+    assert bot.api.bot_messages(user)[-1]["message_id"] == message["message_id"]  # edited only
+
+
+def test_a_sticker_gets_a_request_for_text(bot):
+    user = 1006
+    bot.api.mark(user)
+    bot.api.send_sticker(user)
+    [reply] = bot.api.wait_for_messages(user, 1, REPLY_TIMEOUT)
+    assert reply["text"] == texts.NOT_TEXT.strip()
+
+
+def test_in_a_group_only_messages_addressed_to_the_bot_are_answered(bot):
+    group, user = -500100, 1007
+    bot.api.send_text(user, "借呗突然用不了了", chat_id=group, chat_type="group")
+    mention = f"@{bot.api.username}"
+    addressed = bot.api.send_text(
+        user,
+        f"{mention} 借呗突然用不了了",
+        chat_id=group,
+        chat_type="group",
+        entities=[{"type": "mention", "offset": 0, "length": len(mention)}],  # as Telegram does
+    )
+    # Updates are handled in order: once the addressed one is answered, the first was seen.
+    [reply] = bot.api.wait_for_messages(group, 1, REPLY_TIMEOUT)
+    bot.api.wait_for_updates_consumed(REPLY_TIMEOUT)
+    assert reply["reply_to_message"]["message_id"] == addressed["message_id"]
+    assert reply["text"].startswith(bot.title("overview"))
+    assert len(bot.api.bot_messages(group)) == 1
+
+
+# -- admins -------------------------------------------------------------------------------
+
+
+def test_an_example_added_by_the_admin_answers_the_next_user_at_once(bot):
+    phrase = "阿里那个小花花没按时给钱"
+    title = bot.title("huabei_overdue")
+    before = bot.say(1008, phrase)
+    assert not before["text"].startswith(title)
+
+    done = bot.say(ADMIN, f"/example huabei_overdue {phrase}")
+    assert done["text"].startswith("已为 huabei_overdue 添加示例"), done["text"]
+    after = bot.say(1009, phrase)
+    assert after["text"].startswith(title)
+
+
+def test_a_title_set_by_the_admin_is_in_the_next_reply(bot):
+    new_title = "身份证件已过期（管理员改过的标题）"
+    done = bot.say(ADMIN, f"/set id_expired title {new_title}")
+    assert done["text"].startswith("已修改 id_expired.title"), done["text"]
+    reply = bot.say(1010, "身份证过期了借呗用不了")
+    assert reply["text"].startswith(new_title)
+
+
+def test_a_non_admin_is_refused_and_nothing_changes(bot):
+    refused = bot.say(1011, "/add e2e_extra 不该出现的条目")
+    assert refused["text"] == admin.REFUSED
+    looked_up = bot.say(ADMIN, "/entry e2e_extra")
+    assert looked_up["text"].startswith("没有条目 e2e_extra")
+
+
+# -- operators ----------------------------------------------------------------------------
+
+
+def test_kb_import_while_the_bot_runs_is_picked_up_without_a_restart(bot, tmp_path):
+    cli = [sys.executable, "-m", "bot", "kb"]
+    env = bot.process.env
+    document = tmp_path / "kb.json"
+    subprocess.run([*cli, "export", str(document)], env=env, cwd=tmp_path, check=True, timeout=60)
+    data = json.loads(document.read_text("utf-8"))
+    new_title = "系统升级维护中（命令行导入的标题）"
+    [maintenance] = [e for e in data["entries"] if e["slug"] == "maintenance"]
+    maintenance["title"] = new_title
+    document.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
+    done = subprocess.run(
+        [*cli, "import", str(document)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+    # The bot reloads on its own every few seconds: ask until a real reply shows the change,
+    # between questions waiting (briefly) for the bot to log a reload.
+    user, deadline = 1012, time.monotonic() + 20
+    while True:
+        reloads = bot.process.count("knowledge base reloaded")
+        causes = bot.say(user, "/causes")
+        if new_title in labels(causes):
+            break
+        assert time.monotonic() < deadline, f"still the old titles: {labels(causes)}"
+        bot.process.wait_for_log("knowledge base reloaded", reloads, timeout=1.0)
+    bot.api.mark(user)
+    bot.press(user, causes, text=new_title)
+    [shown] = bot.api.wait_for_messages(user, 1, REPLY_TIMEOUT)
+    assert shown["text"].startswith(new_title)
+
+
+def test_sigterm_stops_with_exit_0_and_the_token_never_shows(bot):
+    bot.say(1013, "花呗晚还了几天，借呗就用不了了")
+    process = bot.process
+    assert process.stop(signal.SIGTERM) == 0
+    output = process.output
+    assert "handled text intent=huabei_overdue" in output  # the log really was captured
+    assert "DEBUG telegram.ext" in output
+    assert "Traceback" not in output
+    assert TOKEN not in output and TOKEN.split(":")[1] not in output
