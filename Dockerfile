@@ -70,10 +70,11 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --no-deps /wheels/app/*.whl \
     && pip check
 
-# jieba builds a dictionary cache on first use (a couple of seconds). Build it now, as root,
-# into JIEBA_CACHE_DIR and leave it world-readable but not writable: the runtime user loads
-# it, and jieba only logs if it ever wanted to rewrite it.
-RUN python -c "from knowledge.text import TextPipeline; TextPipeline()" \
+# The bot segments with rjieba (no cache needed). jieba, the segmenter of record and the
+# fallback (JIEBEI_SEGMENTER=jieba), builds a dictionary cache on first use (a couple of
+# seconds). Build it now, as root, into JIEBA_CACHE_DIR and leave it world-readable but not
+# writable: the runtime user loads it, and jieba only logs if it ever wanted to rewrite it.
+RUN python -c "from knowledge.text import TextPipeline; TextPipeline(segmenter='jieba')" \
     && test -n "$(ls -A /opt/jieba-cache)" \
     && chmod -R a+rX,go-w /opt/jieba-cache
 

@@ -21,7 +21,7 @@ class CliError(click.ClickException):
     def format_message(self) -> str:
         return self.message
 
-    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
+    def show(self, file=None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
 
 
@@ -32,7 +32,7 @@ def _settings(require_token: bool = False) -> Settings:
         raise CliError(str(exc)) from None
 
 
-def _kb(settings: Settings):  # noqa: ANN202 - imported lazily: jieba is slow to load
+def _kb(settings: Settings):
     from knowledge.base import KnowledgeBase
     from knowledge.store import StoreError
 
@@ -49,8 +49,12 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--webhook", "webhook_url", metavar="URL",
-              help="Serve a webhook at this public HTTPS URL instead of long polling.")
+@click.option(
+    "--webhook",
+    "webhook_url",
+    metavar="URL",
+    help="Serve a webhook at this public HTTPS URL instead of long polling.",
+)
 @click.option("--listen", default="0.0.0.0", show_default=True, help="Webhook listen address.")
 @click.option("--port", default=8443, show_default=True, help="Webhook listen port.")
 def run(webhook_url: str | None, listen: str, port: int) -> None:
@@ -152,8 +156,13 @@ def kb_list() -> None:
 
 @kb.command("export")
 @click.argument("file", required=False, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["json", "yaml"]), default=None,
-              help="Document format (default: from the file name, else JSON).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "yaml"]),
+    default=None,
+    help="Document format (default: from the file name, else JSON).",
+)
 def kb_export(file: Path | None, fmt: str | None) -> None:
     """Write the knowledge base as a document (stdout when no FILE).
 

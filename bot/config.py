@@ -34,7 +34,7 @@ class Settings:
 
     @property
     def file_base_url(self) -> str | None:
-        """The file download URL that goes with ``api_base_url`` (``.../bot`` -> ``.../file/bot``)."""
+        """The file URL that goes with ``api_base_url`` (``.../bot`` -> ``.../file/bot``)."""
         if not self.api_base_url:
             return None
         base = self.api_base_url.rstrip("/")
@@ -44,8 +44,10 @@ class Settings:
 
     def __repr__(self) -> str:  # never show the token
         token = "set" if self.token else "unset"
-        return (f"Settings(token={token}, admin_ids={sorted(self.admin_ids)}, "
-                f"knowledge_db={str(self.knowledge_db)!r}, api_base_url={self.api_base_url!r})")
+        return (
+            f"Settings(token={token}, admin_ids={sorted(self.admin_ids)}, "
+            f"knowledge_db={str(self.knowledge_db)!r}, api_base_url={self.api_base_url!r})"
+        )
 
 
 def _merged(environ: Mapping[str, str] | None, env_file: Path | None) -> dict[str, str]:
@@ -87,8 +89,9 @@ def load_settings(
 
     base_url = values.get("TELEGRAM_API_BASE_URL", "").strip() or None
     if base_url and not re.match(r"^https?://[^/\s]+", base_url):
-        problems.append("TELEGRAM_API_BASE_URL must be an http(s) URL such as "
-                        "http://127.0.0.1:8081/bot")
+        problems.append(
+            "TELEGRAM_API_BASE_URL must be an http(s) URL such as http://127.0.0.1:8081/bot"
+        )
 
     level = values.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if level not in LOG_LEVELS:
@@ -128,8 +131,12 @@ class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         import json
 
-        data = {"time": self.formatTime(record), "level": record.levelname,
-                "logger": record.name, "message": record.getMessage()}
+        data = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         data.update(getattr(record, "fields", {}) or {})
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
@@ -140,7 +147,8 @@ def setup_logging(settings: Settings) -> None:
     """Log to stderr; the token is redacted from every record, httpx's URL logs are muted."""
     handler = logging.StreamHandler()
     formatter: logging.Formatter = (
-        _JsonFormatter() if settings.log_json
+        _JsonFormatter()
+        if settings.log_json
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     if settings.token:

@@ -45,6 +45,17 @@ class DocumentError(ValueError):
     """A knowledge document or entry is invalid; the message says where and why."""
 
 
+class _DocumentLoader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader without aliases: ``*name`` lets a small document expand into
+    a huge one ("billion laughs"), and no document we write uses them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            line = self.peek_event().start_mark.line + 1
+            raise DocumentError(f"YAML aliases (*name) are not allowed (line {line})")
+        return super().compose_node(parent, index)
+
+
 @dataclass
 class Entry:
     slug: str
@@ -131,8 +142,9 @@ def entry_from_dict(raw: Any, index: int = 0) -> Entry:
     for other in related:
         if not SLUG_RE.match(other):
             raise DocumentError(f"{where}: field 'related' holds an invalid slug {other!r}")
-    return Entry(slug=slug, kind=kind, examples=examples, keywords=keywords, related=related,
-                 **values)
+    return Entry(
+        slug=slug, kind=kind, examples=examples, keywords=keywords, related=related, **values
+    )
 
 
 def parse_document(data: bytes | str) -> list[Entry]:
@@ -150,20 +162,28 @@ def parse_document(data: bytes | str) -> list[Entry]:
         raise DocumentError("document is not text (it contains NUL bytes)")
     try:
         doc = json.loads(data)
+    except RecursionError:
+        raise DocumentError("document is nested too deeply") from None
     except ValueError:
         try:
-            # safe_load builds plain data only: tags that try to construct objects fail here.
-            doc = yaml.safe_load(data)
+            # A SafeLoader builds plain data only: tags that try to construct objects fail here.
+            doc = yaml.load(data, Loader=_DocumentLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             at = f" at line {mark.line + 1}" if mark is not None else ""
             raise DocumentError(f"document is neither valid JSON nor valid YAML{at}") from None
         except RecursionError:
             raise DocumentError("document is nested too deeply") from None
+        except DocumentError:
+            raise
+        except Exception:
+            # PyYAML's constructors raise plain errors on malformed scalars: an empty !!int,
+            # !!timestamp 2020-13-45, an integer of 5,000 digits.
+            raise DocumentError("document is neither valid JSON nor valid YAML") from None
     if not isinstance(doc, dict):
         raise DocumentError("document must be an object with 'version' and 'entries'")
     version = doc.get("version")
-    if version != DOCUMENT_VERSION:
+    if isinstance(version, bool) or version != DOCUMENT_VERSION:  # True == 1 in Python
         raise DocumentError(f"unknown document version {version!r} (expected {DOCUMENT_VERSION})")
     raw_entries = doc.get("entries")
     if not isinstance(raw_entries, list) or not raw_entries:
@@ -174,9 +194,9 @@ def parse_document(data: bytes | str) -> list[Entry]:
     seen: dict[str, int] = {}
     for i, entry in enumerate(entries):
         if entry.slug in seen:
-            raise DocumentError(
-                f"entry {i + 1} ({entry.slug}): field 'slug' duplicates entry {seen[entry.slug] + 1}"
-            )
+            first = seen[entry.slug] + 1
+            where = f"entry {i + 1} ({entry.slug})"
+            raise DocumentError(f"{where}: field 'slug' duplicates entry {first}")
         seen[entry.slug] = i
     for i, entry in enumerate(entries):
         for other in entry.related:

@@ -71,29 +71,41 @@ class Report:
         }
 
     def to_json(self) -> dict[str, Any]:
-        return {"summary": self.summary(), "per_label": self.per_label(),
-                "confusion": self.confusion(), "misses": self.misses()}
+        return {
+            "summary": self.summary(),
+            "per_label": self.per_label(),
+            "confusion": self.confusion(),
+            "misses": self.misses(),
+        }
 
     def to_text(self, max_misses: int = 200) -> str:
         s = self.summary()
         lines = [f"questions: {self.total}"]
-        for key, name in (("cause_top1", "cause top-1"), ("cause_top3", "cause top-3"),
-                          ("overview", "overview"), ("none_kept_out", "none kept out")):
+        for key, name in (
+            ("cause_top1", "cause top-1"),
+            ("cause_top3", "cause top-3"),
+            ("overview", "overview"),
+            ("none_kept_out", "none kept out"),
+        ):
             v = s[key]
             if v["total"]:
                 lines.append(f"{name:>14}: {v['percent']:5.1f}%  ({v['correct']}/{v['total']})")
         lines.append("")
         lines.append(f"{'label':<16} {'prec':>6} {'recall':>6} {'f1':>6} {'n':>4}")
         for label, m in self.per_label().items():
-            lines.append(f"{label:<16} {m['precision']:6.2f} {m['recall']:6.2f} {m['f1']:6.2f} "
-                         f"{int(m['support']):4d}")
+            lines.append(
+                f"{label:<16} {m['precision']:6.2f} {m['recall']:6.2f} {m['f1']:6.2f} "
+                f"{int(m['support']):4d}"
+            )
         lines.append("")
         lines.append("confusion (expected -> got: count):")
         for expect, got in self.confusion().items():
             wrong = {k: v for k, v in got.items() if k != expect}
             if wrong:
-                lines.append(f"  {expect}: " + ", ".join(f"{k} {v}" for k, v in
-                                                        sorted(wrong.items(), key=lambda x: -x[1])))
+                lines.append(
+                    f"  {expect}: "
+                    + ", ".join(f"{k} {v}" for k, v in sorted(wrong.items(), key=lambda x: -x[1]))
+                )
         misses = self.misses()
         lines.append("")
         lines.append(f"misses: {len(misses)}")
@@ -123,8 +135,11 @@ def read_labelled(path: Path) -> list[dict[str, str]]:
             obj = json.loads(line)
         except ValueError:
             raise EvalFileError(f"{path}:{n}: not a JSON object") from None
-        if not (isinstance(obj, dict) and isinstance(obj.get("text"), str)
-                and isinstance(obj.get("expect"), str)):
+        if not (
+            isinstance(obj, dict)
+            and isinstance(obj.get("text"), str)
+            and isinstance(obj.get("expect"), str)
+        ):
             raise EvalFileError(f'{path}:{n}: expected {{"text": ..., "expect": ...}}')
         rows.append({"text": obj["text"], "expect": obj["expect"]})
     return rows
@@ -137,10 +152,16 @@ def evaluate(matcher: Matcher, rows: Iterable[dict[str, str]]) -> Report:
         kind = m.candidates[0].kind if m.intent else None
         got = m.intent if kind in ("cause", "overview") else "none"
         expect = row["expect"]
-        report.rows.append({
-            "text": row["text"], "expect": expect, "got": got, "intent": m.intent,
-            "score": m.score, "ok": got == expect,
-            "top3": [c.slug for c in m.candidates[:3]],
-        })
+        report.rows.append(
+            {
+                "text": row["text"],
+                "expect": expect,
+                "got": got,
+                "intent": m.intent,
+                "score": m.score,
+                "ok": got == expect,
+                "top3": [c.slug for c in m.candidates[:3]],
+            }
+        )
         report.total += 1
     return report

@@ -166,7 +166,7 @@ class Matcher:
         self._kinds = [e.kind for e in entries]
         n_entries = len(entries)
         self._owner = np.asarray(owner, dtype=np.intp)
-        self._starts = np.asarray(starts + [len(token_lists)], dtype=np.intp)
+        self._starts = np.asarray([*starts, len(token_lists)], dtype=np.intp)
 
         # Token weights: rarer concepts across entries weigh more.
         names = list(ids)
@@ -218,8 +218,7 @@ class Matcher:
             counts[t] = counts.get(t, 0) + int(self._weights[t])
             chars.append(self._chars[t])
         ordered = "".join(chars)
-        return _Query(ordered, list(counts), list(counts.values()), len(ordered),
-                      frozenset(tokens))
+        return _Query(ordered, list(counts), list(counts.values()), len(ordered), frozenset(tokens))
 
     def _overlaps(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
         """(multiset, set) overlap scores of every example, 0-100, via the postings."""
@@ -253,8 +252,7 @@ class Matcher:
             adjust -= np.where(self._is_answer, AGAINST_PENALTY, 0.0)
         return adjust, evidence
 
-    def _raw_exhaustive(self, q: _Query, multiset: np.ndarray, distinct: np.ndarray
-                        ) -> np.ndarray:
+    def _raw_exhaustive(self, q: _Query, multiset: np.ndarray, distinct: np.ndarray) -> np.ndarray:
         """Every entry's raw score, every example scored with rapidfuzz."""
         raw = np.zeros(len(self._slugs))
         if not q.ids:
@@ -265,8 +263,9 @@ class Matcher:
         np.maximum.at(raw, self._owner, blend)
         return raw
 
-    def _top_indexed(self, q: _Query, multiset: np.ndarray, distinct: np.ndarray,
-                     adjust: np.ndarray) -> list[tuple[float, int]]:
+    def _top_indexed(
+        self, q: _Query, multiset: np.ndarray, distinct: np.ndarray, adjust: np.ndarray
+    ) -> list[tuple[float, int]]:
         """The TOP_N entries' exact scores, scoring only what can still reach the top."""
         touched = np.flatnonzero(multiset)
         if not len(touched):
@@ -289,7 +288,7 @@ class Matcher:
                 break
             i = int(candidates[k])
             best = 0.0
-            for pos in by_entry[first[k]:last[k]]:
+            for pos in by_entry[first[k] : last[k]]:
                 if bound[pos] <= best:
                     break
                 ratio = fuzz.ratio(q.ordered, self._ordered[touched[pos]])
@@ -324,8 +323,7 @@ class Matcher:
 
     def match_tokens(self, text: str, tokens: Sequence[str]) -> Match:
         top, evidence = self.scores(tokens)
-        candidates = [Candidate(self._slugs[i], round(float(s), 1), self._kinds[i])
-                      for i, s in top]
+        candidates = [Candidate(self._slugs[i], round(float(s), 1), self._kinds[i]) for i, s in top]
         intent = self._decide(candidates, [bool(evidence[i]) for i, _ in top])
         if intent is not None:
             rank = next(r for r, c in enumerate(candidates) if c.slug == intent)
@@ -334,8 +332,13 @@ class Matcher:
         if intent is not None and candidates[0].kind == "cause":
             causes = [x for x in candidates if x.kind == "cause"]
             ambiguous = len(causes) >= 2 and causes[0].score - causes[1].score < self.margin
-        return Match(text=text, tokens=tuple(tokens), candidates=tuple(candidates),
-                     intent=intent, ambiguous=ambiguous)
+        return Match(
+            text=text,
+            tokens=tuple(tokens),
+            candidates=tuple(candidates),
+            intent=intent,
+            ambiguous=ambiguous,
+        )
 
     def _decide(self, candidates: list[Candidate], evidence: list[bool]) -> str | None:
         if not candidates:
@@ -352,8 +355,12 @@ class Matcher:
                 break
         if chosen is not None and chosen.kind == "overview":
             for c, has_evidence in zip(candidates, evidence, strict=True):
-                if (c.kind == "cause" and has_evidence and c.score >= self.evidence_threshold
-                        and chosen.score - c.score <= OVERVIEW_YIELD_GAP):
+                if (
+                    c.kind == "cause"
+                    and has_evidence
+                    and c.score >= self.evidence_threshold
+                    and chosen.score - c.score <= OVERVIEW_YIELD_GAP
+                ):
                     return c.slug
         return chosen.slug if chosen else None
 

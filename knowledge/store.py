@@ -11,8 +11,11 @@ Tables (created by the recorded migrations below, so opening an existing file is
 - ``meta``: ``revision``, raised by every change to entries, so a running bot notices edits
   made by another process (the ``kb`` CLI) without a restart.
 
-Every write runs in one transaction; the database is in WAL mode so readers never block the
-writer. :class:`StoreError` is raised for anything the caller should report to a person.
+Every write runs in one transaction, and a change reads the entry it changes inside that
+transaction (``BEGIN IMMEDIATE`` takes SQLite's write lock first), so two processes editing at
+once (the bot and the ``kb`` CLI) never lose each other's edits. The database is in WAL mode so
+readers never block the writer. :class:`StoreError` is raised for anything the caller should
+report to a person.
 """
 
 from __future__ import annotations
@@ -131,8 +134,9 @@ class Store:
             except OSError as exc:
                 raise StoreError(f"cannot create directory {self.path.parent}: {exc}") from None
         try:
-            conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False,
-                                   isolation_level=None)
+            conn = sqlite3.connect(
+                str(path), timeout=30, check_same_thread=False, isolation_level=None
+            )
             self.db = Database(conn)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -151,7 +155,12 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
+        """One write transaction; a block nested in another joins it (the lock is held, so an
+        open transaction on this connection is always our own thread's)."""
         with self._lock:
+            if self.db.conn.in_transaction:
+                yield
+                return
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield
@@ -181,8 +190,12 @@ class Store:
             rows = list(self.db.query("SELECT * FROM entries WHERE slug = ?", [slug]))
             if not rows:
                 return None
-            examples = [r["phrase"] for r in self.db.query(
-                "SELECT phrase FROM examples WHERE slug = ? ORDER BY position", [slug])]
+            examples = [
+                r["phrase"]
+                for r in self.db.query(
+                    "SELECT phrase FROM examples WHERE slug = ? ORDER BY position", [slug]
+                )
+            ]
         return self._entry(rows[0], examples)
 
     @staticmethod
@@ -212,10 +225,12 @@ class Store:
     def _write_entry(self, entry: Entry, position: int | None = None) -> None:
         if position is None:
             row = self.db.execute(
-                "SELECT position FROM entries WHERE slug = ?", [entry.slug]).fetchone()
+                "SELECT position FROM entries WHERE slug = ?", [entry.slug]
+            ).fetchone()
             if row is None:
-                row = self.db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM entries"
-                                      ).fetchone()
+                row = self.db.execute(
+                    "SELECT COALESCE(MAX(position), -1) + 1 FROM entries"
+                ).fetchone()
             position = int(row[0])
         self.db.execute("DELETE FROM examples WHERE slug = ?", [entry.slug])
         self.db["entries"].upsert(
@@ -233,8 +248,7 @@ class Store:
             pk="slug",
         )
         self.db["examples"].insert_all(
-            {"slug": entry.slug, "phrase": p, "position": i}
-            for i, p in enumerate(entry.examples)
+            {"slug": entry.slug, "phrase": p, "position": i} for i, p in enumerate(entry.examples)
         )
 
     def _delete_entry(self, slug: str) -> None:
@@ -247,20 +261,25 @@ class Store:
         for i, entry in enumerate(entries):
             self._write_entry(entry, i)
 
-    def _record(self, actor: str, action: str, slug: str | None, detail: str,
-                before: Any, after: Any) -> int:
-        return self.db["history"].insert(
-            {
-                "at": time.time(),
-                "actor": actor,
-                "action": action,
-                "slug": slug,
-                "detail": detail,
-                "before": json.dumps(before, ensure_ascii=False),
-                "after": json.dumps(after, ensure_ascii=False),
-                "undone": 0,
-            }
-        ).last_pk
+    def _record(
+        self, actor: str, action: str, slug: str | None, detail: str, before: Any, after: Any
+    ) -> int:
+        return (
+            self.db["history"]
+            .insert(
+                {
+                    "at": time.time(),
+                    "actor": actor,
+                    "action": action,
+                    "slug": slug,
+                    "detail": detail,
+                    "before": json.dumps(before, ensure_ascii=False),
+                    "after": json.dumps(after, ensure_ascii=False),
+                    "undone": 0,
+                }
+            )
+            .last_pk
+        )
 
     def _require(self, slug: str) -> Entry:
         entry = self.get(slug)
@@ -268,16 +287,28 @@ class Store:
             raise StoreError(f"no entry {slug!r}")
         return entry
 
-    def _change(self, actor: str, action: str, slug: str, detail: str,
-                before: Entry | None, after: Entry | None) -> None:
+    def _change(
+        self,
+        actor: str,
+        action: str,
+        slug: str,
+        detail: str,
+        before: Entry | None,
+        after: Entry | None,
+    ) -> None:
         with self._tx():
             if after is None:
                 self._delete_entry(slug)
             else:
                 self._write_entry(after)
-            self._record(actor, action, slug, detail,
-                         before.to_dict() if before else None,
-                         after.to_dict() if after else None)
+            self._record(
+                actor,
+                action,
+                slug,
+                detail,
+                before.to_dict() if before else None,
+                after.to_dict() if after else None,
+            )
             self._bump_revision()
 
     def add(self, slug: str, title: str, *, actor: str, kind: str = "cause") -> Entry:
@@ -288,7 +319,7 @@ class Store:
         title = clean_text(title)
         if not title or len(title) > TEXT_FIELDS["title"]:
             raise StoreError(f"title must be 1-{TEXT_FIELDS['title']} characters")
-        with self._lock:
+        with self._tx():
             if self.get(slug) is not None:
                 raise StoreError(f"entry {slug!r} exists already")
             entry = Entry(slug=slug, title=title, kind=kind)
@@ -306,7 +337,7 @@ class Store:
                 raise StoreError(f"kind must be one of {', '.join(KINDS)}")
         elif len(value) > TEXT_FIELDS[name] or (name == "title" and not value):
             raise StoreError(f"{name} must be 1-{TEXT_FIELDS[name]} characters")
-        with self._lock:
+        with self._tx():
             before = self._require(slug)
             after = Entry(**{**before.to_dict(), name: value})
             self._change(actor, "set", slug, f"set {slug}.{name}", before, after)
@@ -316,7 +347,7 @@ class Store:
         phrase = clean_text(phrase)
         if not phrase or len(phrase) > MAX_EXAMPLE_CHARS:
             raise StoreError(f"an example must be 1-{MAX_EXAMPLE_CHARS} characters")
-        with self._lock:
+        with self._tx():
             before = self._require(slug)
             if phrase in before.examples:
                 raise StoreError(f"{slug!r} has that example already")
@@ -328,7 +359,7 @@ class Store:
 
     def remove_example(self, slug: str, phrase: str, *, actor: str) -> Entry:
         phrase = clean_text(phrase)
-        with self._lock:
+        with self._tx():
             before = self._require(slug)
             if phrase not in before.examples:
                 raise StoreError(f"{slug!r} has no such example")
@@ -338,7 +369,7 @@ class Store:
         return after
 
     def delete(self, slug: str, *, actor: str) -> Entry:
-        with self._lock:
+        with self._tx():
             before = self._require(slug)
             self._change(actor, "delete", slug, f"delete {slug}", before, None)
         return before
@@ -346,13 +377,18 @@ class Store:
     def import_document(self, data: bytes | str, *, actor: str) -> list[Entry]:
         """Replace the whole knowledge base with a document, all or nothing."""
         entries = parse_document(data)
-        with self._lock:
+        with self._tx():
             before = [e.to_dict() for e in self.entries()]
-            with self._tx():
-                self._write_all(entries)
-                self._record(actor, "import", None, f"import {len(entries)} entries",
-                             before, [e.to_dict() for e in entries])
-                self._bump_revision()
+            self._write_all(entries)
+            self._record(
+                actor,
+                "import",
+                None,
+                f"import {len(entries)} entries",
+                before,
+                [e.to_dict() for e in entries],
+            )
+            self._bump_revision()
         return entries
 
     # -- history --------------------------------------------------------------------------
@@ -360,12 +396,23 @@ class Store:
     def history(self, slug: str | None = None, limit: int = 20) -> list[Change]:
         where, args = ("WHERE slug = ?", [slug]) if slug else ("", [])
         with self._lock:
-            rows = list(self.db.query(
-                f"SELECT * FROM history {where} ORDER BY id DESC LIMIT ?", [*args, limit]))
+            rows = list(
+                self.db.query(
+                    f"SELECT * FROM history {where} ORDER BY id DESC LIMIT ?", [*args, limit]
+                )
+            )
         return [
-            Change(r["id"], r["at"], r["actor"], r["action"], r["slug"], r["detail"],
-                   json.loads(r["before"] or "null"), json.loads(r["after"] or "null"),
-                   bool(r["undone"]))
+            Change(
+                r["id"],
+                r["at"],
+                r["actor"],
+                r["action"],
+                r["slug"],
+                r["detail"],
+                json.loads(r["before"] or "null"),
+                json.loads(r["after"] or "null"),
+                bool(r["undone"]),
+            )
             for r in rows
         ]
 
@@ -379,7 +426,8 @@ class Store:
         with self._lock, self._tx():
             row = self.db.execute(
                 "SELECT id FROM history WHERE undone = 0 AND action != 'undo' "
-                "ORDER BY id DESC LIMIT 1").fetchone()
+                "ORDER BY id DESC LIMIT 1"
+            ).fetchone()
             if change_id is not None and (row is None or row[0] != change_id):
                 raise StoreError(f"change #{change_id} is no longer the latest change")
             if row is None:
@@ -392,31 +440,59 @@ class Store:
             else:
                 self._write_entry(Entry(**change.before))
             self.db.execute("UPDATE history SET undone = 1 WHERE id = ?", [change.id])
-            self._record(actor, "undo", change.slug, f"undo #{change.id}: {change.detail}",
-                         change.after, change.before)
+            self._record(
+                actor,
+                "undo",
+                change.slug,
+                f"undo #{change.id}: {change.detail}",
+                change.after,
+                change.before,
+            )
             self._bump_revision()
         return change
 
     def _history_row(self, change_id: int) -> Change:
         r = self.db["history"].get(change_id)
-        return Change(r["id"], r["at"], r["actor"], r["action"], r["slug"], r["detail"],
-                      json.loads(r["before"] or "null"), json.loads(r["after"] or "null"),
-                      bool(r["undone"]))
+        return Change(
+            r["id"],
+            r["at"],
+            r["actor"],
+            r["action"],
+            r["slug"],
+            r["detail"],
+            json.loads(r["before"] or "null"),
+            json.loads(r["after"] or "null"),
+            bool(r["undone"]),
+        )
 
     # -- questions and feedback -----------------------------------------------------------
 
     def log_question(self, text: str, intent: str | None, score: float) -> int:
         with self._lock, self._tx():
-            return self.db["questions"].insert({
-                "at": time.time(), "text": text[:500], "intent": intent,
-                "score": score, "matched": int(intent is not None), "assigned": None,
-            }).last_pk
+            return (
+                self.db["questions"]
+                .insert(
+                    {
+                        "at": time.time(),
+                        "text": text[:500],
+                        "intent": intent,
+                        "score": score,
+                        "matched": int(intent is not None),
+                        "assigned": None,
+                    }
+                )
+                .last_pk
+            )
 
     def unmatched(self, limit: int = 50) -> list[dict[str, Any]]:
         with self._lock:
-            return list(self.db.query(
-                "SELECT id, at, text, score FROM questions WHERE matched = 0 "
-                "AND assigned IS NULL ORDER BY id DESC LIMIT ?", [limit]))
+            return list(
+                self.db.query(
+                    "SELECT id, at, text, score FROM questions WHERE matched = 0 "
+                    "AND assigned IS NULL ORDER BY id DESC LIMIT ?",
+                    [limit],
+                )
+            )
 
     def question(self, question_id: int) -> dict[str, Any] | None:
         with self._lock:
@@ -424,17 +500,15 @@ class Store:
         return rows[0] if rows else None
 
     def assign_question(self, question_id: int, slug: str, *, actor: str) -> Entry:
-        """Add an unmatched question as an example of ``slug``."""
-        with self._lock:
+        """Add an unmatched question as an example of ``slug`` (one transaction)."""
+        with self._tx():
             q = self.question(question_id)
             if q is None:
                 raise StoreError("no such question")
             if q["assigned"]:
                 raise StoreError(f"that question was assigned to {q['assigned']!r} already")
             entry = self.add_example(slug, q["text"][:MAX_EXAMPLE_CHARS], actor=actor)
-            with self._tx():
-                self.db.execute("UPDATE questions SET assigned = ? WHERE id = ?",
-                                [slug, question_id])
+            self.db.execute("UPDATE questions SET assigned = ? WHERE id = ?", [slug, question_id])
         return entry
 
     def mark_assigned(self, question_ids: Sequence[int], slug: str) -> int:
@@ -447,13 +521,15 @@ class Store:
         with self._lock, self._tx():
             cursor = self.db.execute(
                 f"UPDATE questions SET assigned = ? WHERE assigned IS NULL AND id IN ({marks})",
-                [slug, *ids])
+                [slug, *ids],
+            )
             return cursor.rowcount
 
     def record_feedback(self, slug: str, helpful: bool, chat: str) -> None:
         with self._lock, self._tx():
-            self.db["feedback"].insert({"at": time.time(), "slug": slug,
-                                        "helpful": int(helpful), "chat": chat})
+            self.db["feedback"].insert(
+                {"at": time.time(), "slug": slug, "helpful": int(helpful), "chat": chat}
+            )
 
     def stats(self, since: float = 0.0) -> dict[str, Any]:
         with self._lock:
@@ -461,7 +537,9 @@ class Store:
                 (r["intent"] or "-"): r["n"]
                 for r in self.db.query(
                     "SELECT intent, COUNT(*) AS n FROM questions WHERE at >= ? "
-                    "GROUP BY intent ORDER BY n DESC", [since])
+                    "GROUP BY intent ORDER BY n DESC",
+                    [since],
+                )
             }
             total = sum(per_intent.values())
             unmatched = self.db.execute(
@@ -471,7 +549,13 @@ class Store:
                 r["slug"]: (r["up"], r["down"])
                 for r in self.db.query(
                     "SELECT slug, SUM(helpful) AS up, SUM(1 - helpful) AS down FROM feedback "
-                    "WHERE at >= ? GROUP BY slug ORDER BY slug", [since])
+                    "WHERE at >= ? GROUP BY slug ORDER BY slug",
+                    [since],
+                )
             }
-        return {"total": total, "unmatched": unmatched, "per_intent": per_intent,
-                "feedback": feedback}
+        return {
+            "total": total,
+            "unmatched": unmatched,
+            "per_intent": per_intent,
+            "feedback": feedback,
+        }

@@ -75,9 +75,7 @@ class Lexicon:
             never_negated=[str(w) for w in raw.get("never_negated") or []],
             negated={str(k): str(v) for k, v in (raw.get("negated") or {}).items()},
             stop_signals=[str(w) for w in raw.get("stop_signals") or []],
-            negator_meaning={
-                str(k): str(v) for k, v in (raw.get("negator_meaning") or {}).items()
-            },
+            negator_meaning={str(k): str(v) for k, v in (raw.get("negator_meaning") or {}).items()},
             stopwords=[str(w) for w in raw.get("stopwords") or []],
             userdict=userdict,
         )
@@ -118,9 +116,11 @@ class TextPipeline:
         # Latin aliases are whole words or phrases ("jb", "shut down"), never parts of a word.
         aliases = sorted(lex.aliases, key=len, reverse=True)
         self._alias_re = (
-            re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(a) for a in aliases)
-                       + r")(?![a-z0-9])")
-            if aliases else None
+            re.compile(
+                r"(?<![a-z0-9])(?:" + "|".join(re.escape(a) for a in aliases) + r")(?![a-z0-9])"
+            )
+            if aliases
+            else None
         )
         self._lock = threading.Lock()
         self._words = [

@@ -125,7 +125,7 @@ def test_dockerfile_knowledge_base_on_data_volume_and_jieba_cache_prebuilt():
     volumes = " ".join(args for k, args in stage if k == "VOLUME")
     assert "/data" in volumes
     runs = [args for k, args in stage if k == "RUN"]
-    assert any("from knowledge.text import TextPipeline; TextPipeline()" in r for r in runs)
+    assert any("TextPipeline(segmenter='jieba')" in r for r in runs)
     # jieba writes its cache with mode 0600; the runtime user must be able to read it.
     assert any("chmod" in r and "/opt/jieba-cache" in r and "a+r" in r for r in runs)
     # ... and the cache is built before the switch to the runtime user.
@@ -356,7 +356,11 @@ def test_installed_wheel_runs_what_the_image_runs(tmp_path):
 
     # The image's build-time step: jieba's dictionary cache.
     cache = _run(
-        [str(python), "-c", "from knowledge.text import TextPipeline; TextPipeline()"],
+        [
+            str(python),
+            "-c",
+            "from knowledge.text import TextPipeline; TextPipeline(segmenter='jieba')",
+        ],
         env=env,
         cwd=work,
     )

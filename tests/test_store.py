@@ -13,8 +13,15 @@ from knowledge.store import Store, StoreError, migrations
 SMALL_DOC = {
     "version": 1,
     "entries": [
-        {"slug": "alpha", "title": "甲", "explanation": "说明<b>&", "solution": "办法",
-         "examples": ["第一句", "第二句"], "keywords": ["甲"], "related": ["beta"]},
+        {
+            "slug": "alpha",
+            "title": "甲",
+            "explanation": "说明<b>&",
+            "solution": "办法",
+            "examples": ["第一句", "第二句"],
+            "keywords": ["甲"],
+            "related": ["beta"],
+        },
         {"slug": "beta", "title": "乙", "kind": "overview", "examples": ["乙的例子"]},
     ],
 }
@@ -66,14 +73,22 @@ def test_export_import_round_trip(store, tmp_path):
         ('{"version": 2, "entries": []}', "unknown document version"),
         ('{"version": 1, "entries": [{"slug": "ok_slug"}]}', "entry 1 (ok_slug): field 'title'"),
         ('{"version": 1, "entries": [{"slug": "A!", "title": "x"}]}', "field 'slug'"),
-        ('{"version": 1, "entries": [{"slug": "aa", "title": "x"}, {"slug": "aa", "title": "y"}]}',
-         "entry 2 (aa): field 'slug' duplicates entry 1"),
-        ('{"version": 1, "entries": [{"slug": "aa", "title": "x", "examples": "no"}]}',
-         "field 'examples'"),
-        ('{"version": 1, "entries": [{"slug": "aa", "title": "x", "related": ["zz"]}]}',
-         "unknown entry 'zz'"),
-        ("version: 1\nentries:\n  - !!python/object/apply:os.system ['echo hi']\n",
-         "neither valid JSON nor valid YAML"),
+        (
+            '{"version": 1, "entries": [{"slug": "aa", "title": "x"}, {"slug": "aa", "title": "y"}]}',
+            "entry 2 (aa): field 'slug' duplicates entry 1",
+        ),
+        (
+            '{"version": 1, "entries": [{"slug": "aa", "title": "x", "examples": "no"}]}',
+            "field 'examples'",
+        ),
+        (
+            '{"version": 1, "entries": [{"slug": "aa", "title": "x", "related": ["zz"]}]}',
+            "unknown entry 'zz'",
+        ),
+        (
+            "version: 1\nentries:\n  - !!python/object/apply:os.system ['echo hi']\n",
+            "neither valid JSON nor valid YAML",
+        ),
         (b"\xff\xfe\x00garbage", "not UTF-8"),
     ],
 )
@@ -103,8 +118,9 @@ def test_edits_are_recorded_and_undone_exactly(store):
 
 def test_undo_of_an_import_restores_the_whole_base(store):
     before = store.export()
-    store.import_document(json.dumps({"version": 1, "entries": [
-        {"slug": "only", "title": "唯一"}]}), actor="cli")
+    store.import_document(
+        json.dumps({"version": 1, "entries": [{"slug": "only", "title": "唯一"}]}), actor="cli"
+    )
     assert [e.slug for e in store.entries()] == ["only"]
     store.undo(actor="cli")
     assert store.export() == before

@@ -9,6 +9,7 @@ messages, files can be uploaded and fetched back). ``Harness`` builds real ``Upd
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import time
@@ -68,10 +69,8 @@ class RecordingRequest(BaseRequest):
         params = dict(request_data.json_parameters) if request_data else {}
         for key, value in list(params.items()):
             if isinstance(value, str) and value[:1] in "[{":
-                try:
+                with contextlib.suppress(ValueError):
                     params[key] = json.loads(value)
-                except ValueError:
-                    pass
         files: dict[str, bytes] = {}
         if request_data is not None and request_data.contains_files:
             for name, item in request_data.multipart_data.items():
@@ -90,8 +89,12 @@ class RecordingRequest(BaseRequest):
             "message_id": next(self._ids),
             "date": int(time.time()),
             "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
-            "from": {"id": BOT_ID, "is_bot": True, "first_name": "借呗助手",
-                     "username": BOT_USERNAME},
+            "from": {
+                "id": BOT_ID,
+                "is_bot": True,
+                "first_name": "借呗助手",
+                "username": BOT_USERNAME,
+            },
             **extra,
         }
         if "reply_markup" in params:
@@ -101,18 +104,31 @@ class RecordingRequest(BaseRequest):
 
     def _answer(self, method: str, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         if method == "getMe":
-            return {"id": BOT_ID, "is_bot": True, "first_name": "借呗助手",
-                    "username": BOT_USERNAME, "can_join_groups": True,
-                    "can_read_all_group_messages": False, "supports_inline_queries": False}
+            return {
+                "id": BOT_ID,
+                "is_bot": True,
+                "first_name": "借呗助手",
+                "username": BOT_USERNAME,
+                "can_join_groups": True,
+                "can_read_all_group_messages": False,
+                "supports_inline_queries": False,
+            }
         if method == "sendMessage":
             return self._message(params, text=params["text"])
         if method == "sendDocument":
             content = next(iter(files.values()), b"")
             file_id = f"doc{len(self.files) + 1}"
             self.files[file_id] = content
-            return self._message(params, document={
-                "file_id": file_id, "file_unique_id": file_id, "file_size": len(content),
-                "file_name": "knowledge.json"}, caption=params.get("caption"))
+            return self._message(
+                params,
+                document={
+                    "file_id": file_id,
+                    "file_unique_id": file_id,
+                    "file_size": len(content),
+                    "file_name": "knowledge.json",
+                },
+                caption=params.get("caption"),
+            )
         if method in ("editMessageText", "editMessageReplyMarkup"):
             key = (int(params["chat_id"]), int(params["message_id"]))
             msg = self.messages.get(key)
@@ -126,8 +142,12 @@ class RecordingRequest(BaseRequest):
             return msg
         if method == "getFile":
             file_id = params["file_id"]
-            return {"file_id": file_id, "file_unique_id": file_id,
-                    "file_size": len(self.files.get(file_id, b"")), "file_path": file_id}
+            return {
+                "file_id": file_id,
+                "file_unique_id": file_id,
+                "file_size": len(self.files.get(file_id, b"")),
+                "file_path": file_id,
+            }
         return True  # answerCallbackQuery, setMyCommands, sendChatAction, deleteMessage...
 
     # -- for assertions -------------------------------------------------------------------
@@ -136,8 +156,11 @@ class RecordingRequest(BaseRequest):
         return [c for c in self.calls if c.method == method]
 
     def texts(self) -> list[str]:
-        return [c.params.get("text", "") for c in self.calls
-                if c.method in ("sendMessage", "editMessageText")]
+        return [
+            c.params.get("text", "")
+            for c in self.calls
+            if c.method in ("sendMessage", "editMessageText")
+        ]
 
     def clear(self) -> None:
         self.calls.clear()
@@ -162,8 +185,15 @@ class Harness:
         data = {"update_id": next(self._update_ids), **data}
         await self.app.process_update(Update.de_json(data, self.app.bot))
 
-    def message(self, user_id: int, text: str | None = None, *, chat_id: int | None = None,
-                chat_type: str = "private", **extra: Any) -> dict[str, Any]:
+    def message(
+        self,
+        user_id: int,
+        text: str | None = None,
+        *,
+        chat_id: int | None = None,
+        chat_type: str = "private",
+        **extra: Any,
+    ) -> dict[str, Any]:
         msg: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
@@ -175,8 +205,7 @@ class Harness:
             msg["text"] = text
             if text.startswith("/"):
                 command = text.split()[0]
-                msg["entities"] = [{"type": "bot_command", "offset": 0,
-                                    "length": len(command)}]
+                msg["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
         return msg
 
     async def send(self, user_id: int, text: str, **kw: Any) -> list[Call]:
@@ -190,19 +219,31 @@ class Harness:
         await self.feed({"message": self.message(user_id, None, **fields)})
         return self.request.calls[start:]
 
-    async def send_document(self, user_id: int, content: bytes, *, caption: str | None = None,
-                            file_name: str = "kb.json", reply_to: dict | None = None
-                            ) -> list[Call]:
+    async def send_document(
+        self,
+        user_id: int,
+        content: bytes,
+        *,
+        caption: str | None = None,
+        file_name: str = "kb.json",
+        reply_to: dict | None = None,
+    ) -> list[Call]:
         file_id = f"user{len(self.request.files) + 1}"
         self.request.files[file_id] = content
-        extra: dict[str, Any] = {"document": {"file_id": file_id, "file_unique_id": file_id,
-                                              "file_name": file_name,
-                                              "file_size": len(content)}}
+        extra: dict[str, Any] = {
+            "document": {
+                "file_id": file_id,
+                "file_unique_id": file_id,
+                "file_name": file_name,
+                "file_size": len(content),
+            }
+        }
         if caption is not None:
             extra["caption"] = caption
             if caption.startswith("/"):
-                extra["caption_entities"] = [{"type": "bot_command", "offset": 0,
-                                              "length": len(caption.split()[0])}]
+                extra["caption_entities"] = [
+                    {"type": "bot_command", "offset": 0, "length": len(caption.split()[0])}
+                ]
         if reply_to is not None:
             extra["reply_to_message"] = reply_to
         start = len(self.request.calls)
@@ -212,9 +253,17 @@ class Harness:
     async def press(self, user_id: int, message: dict[str, Any], data: str) -> list[Call]:
         """A user presses an inline button on ``message`` (a message the bot sent)."""
         start = len(self.request.calls)
-        await self.feed({"callback_query": {
-            "id": str(next(self._update_ids)), "from": self._user(user_id),
-            "message": message, "chat_instance": "ci", "data": data}})
+        await self.feed(
+            {
+                "callback_query": {
+                    "id": str(next(self._update_ids)),
+                    "from": self._user(user_id),
+                    "message": message,
+                    "chat_instance": "ci",
+                    "data": data,
+                }
+            }
+        )
         return self.request.calls[start:]
 
     def last_message(self, chat_id: int) -> dict[str, Any]:
@@ -227,5 +276,8 @@ def buttons(call_or_message: Call | dict[str, Any]) -> list[tuple[str, str]]:
     """(label, callback_data) of every inline button of a sent message."""
     data = call_or_message.params if isinstance(call_or_message, Call) else call_or_message
     markup = data.get("reply_markup") or {}
-    return [(b["text"], b.get("callback_data", "")) for row in markup.get("inline_keyboard", [])
-            for b in row]
+    return [
+        (b["text"], b.get("callback_data", ""))
+        for row in markup.get("inline_keyboard", [])
+        for b in row
+    ]
