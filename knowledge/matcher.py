@@ -257,7 +257,9 @@ class Matcher:
         raw = np.zeros(len(self._slugs))
         if not q.ids:
             return raw
-        ordered = process.cdist([q.ordered], self._ordered, scorer=fuzz.ratio, workers=1)[0]
+        ordered = process.cdist(
+            [q.ordered], self._ordered, scorer=fuzz.ratio, dtype=np.float64, workers=1
+        )[0]
         # The same operations, in the same order, as _top_indexed: identical floats.
         blend = (WEIGHTS[1] * multiset + WEIGHTS[2] * distinct) + WEIGHTS[0] * ordered
         np.maximum.at(raw, self._owner, blend)

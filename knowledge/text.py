@@ -157,7 +157,7 @@ class TextPipeline:
         """Fold a raw message into plain lower-case Simplified Chinese words and spaces."""
         text = normalise_basic(text[: MAX_MATCH_CHARS * 2])[:MAX_MATCH_CHARS]
         if self._alias_re is not None:
-            text = self._alias_re.sub(lambda m: f" {self.lexicon.aliases[m.group(0)]} ", text)
+            text = self._alias_re.sub(lambda m: self.lexicon.aliases[m.group(0)], text)
         if self._replace_re is not None:
             text = self._replace_re.sub(lambda m: self.lexicon.replace[m.group(0)], text)
         return " ".join(_NON_WORD.sub(" ", text).split())
