@@ -192,6 +192,8 @@ class Matcher:
                 post[t][j] = post[t].get(j, 0) + int(weights[t])
         self._post_ex = [np.fromiter(p.keys(), dtype=np.intp, count=len(p)) for p in post]
         self._post_n = [np.fromiter(p.values(), dtype=np.float64, count=len(p)) for p in post]
+        self._post_max = [max(p.values(), default=0) for p in post]
+        self._has_examples = np.diff(np.asarray([*starts, len(token_lists)])) > 0
 
         # Per entry: kind masks and keyword groups.
         kinds = np.asarray(self._kinds)
@@ -223,12 +225,14 @@ class Matcher:
     def _overlaps(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
         """(multiset, set) overlap scores of every example, 0-100, via the postings."""
         n = len(self._ordered)
-        inter = np.zeros(n)
-        shared = np.zeros(n)
-        for t, count in zip(q.ids, q.counts, strict=True):
-            ex = self._post_ex[t]
-            inter[ex] += np.minimum(self._post_n[t], count)
-            shared[ex] += 1.0
+        examples = [self._post_ex[t] for t in q.ids]
+        counts = [
+            self._post_n[t] if count >= self._post_max[t] else np.minimum(self._post_n[t], count)
+            for t, count in zip(q.ids, q.counts, strict=True)
+        ]
+        where = np.concatenate(examples)
+        inter = np.bincount(where, weights=np.concatenate(counts), minlength=n)
+        shared = np.bincount(where, minlength=n)
         multiset = 200.0 * inter / (q.length + self._length)
         distinct = 200.0 * shared / (len(q.ids) + self._distinct)
         return multiset, distinct
@@ -268,33 +272,31 @@ class Matcher:
     def _top_indexed(
         self, q: _Query, multiset: np.ndarray, distinct: np.ndarray, adjust: np.ndarray
     ) -> list[tuple[float, int]]:
-        """The TOP_N entries' exact scores, scoring only what can still reach the top."""
-        touched = np.flatnonzero(multiset)
-        if not len(touched):
-            return []
-        partial = WEIGHTS[1] * multiset[touched] + WEIGHTS[2] * distinct[touched]
-        bound = partial + WEIGHTS[0] * multiset[touched]
-        owners = self._owner[touched]
-        entry_bound = np.zeros(len(self._slugs))
-        np.maximum.at(entry_bound, owners, bound)
+        """The TOP_N entries' exact scores, scoring only what can still reach the top.
+
+        Entries are visited by ceiling (best bound plus adjustment); within an entry,
+        examples by bound, until the bound cannot beat the entry's best so far. Visiting
+        stops when no remaining ceiling reaches the TOP_N-th exact score."""
+        partial = WEIGHTS[1] * multiset + WEIGHTS[2] * distinct
+        bound = partial + WEIGHTS[0] * multiset
+        # Examples are stored entry by entry: an entry's bound is a reduce over its slice.
+        firsts = np.minimum(self._starts[:-1], len(bound) - 1)
+        entry_bound = np.where(self._has_examples, np.maximum.reduceat(bound, firsts), 0.0)
         candidates = np.flatnonzero(entry_bound)
         ceiling = np.clip(entry_bound[candidates] + adjust[candidates], 0.0, 100.0)
-        order = np.lexsort((candidates, -ceiling))
-        # Examples of each candidate entry, best bound first.
-        by_entry = np.lexsort((-bound, owners))
-        first = np.searchsorted(owners[by_entry], candidates)
-        last = np.searchsorted(owners[by_entry], candidates, side="right")
         top: list[tuple[float, int]] = []  # (-score, entry), kept sorted
-        for k in order:
+        for k in np.lexsort((candidates, -ceiling)).tolist():
             if len(top) >= TOP_N and ceiling[k] < -top[-1][0]:
                 break
             i = int(candidates[k])
+            lo = int(self._starts[i])
+            span = bound[lo : int(self._starts[i + 1])]
             best = 0.0
-            for pos in by_entry[first[k] : last[k]]:
-                if bound[pos] <= best:
+            for j in np.argsort(-span, kind="stable").tolist():
+                if span[j] <= best:
                     break
-                ratio = fuzz.ratio(q.ordered, self._ordered[touched[pos]])
-                best = max(best, partial[pos] + WEIGHTS[0] * ratio)
+                ratio = fuzz.ratio(q.ordered, self._ordered[lo + j])
+                best = max(best, partial[lo + j] + WEIGHTS[0] * ratio)
             score = min(max(best + adjust[i], 0.0), 100.0) if best > 0 else 0.0
             top.append((-score, i))
             top.sort()

@@ -96,15 +96,20 @@ def test_lexicon_is_consistent():
     owner: dict[str, str] = {}
     for concept, surfaces in raw["concepts"].items():
         for surface in surfaces:
-            assert str(surface) not in owner, f"{surface} in {owner.get(str(surface))} and {concept}"
+            assert str(surface) not in owner, (
+                f"{surface} in {owner.get(str(surface))} and {concept}"
+            )
             owner[str(surface)] = concept
     concepts = set(raw["concepts"])
     named = (
         set(raw["never_negated"])
         | set(raw["stop_signals"]) - {c for c in raw["stop_signals"] if c.startswith("NOT_")}
-        | set(raw["negated"]) | set(raw["negated"].values())
+        | set(raw["negated"])
+        | set(raw["negated"].values())
         | set(raw["negator_meaning"].values())
-        | TOPIC_TOKENS | AGAINST_TOKENS | REPLACING
+        | TOPIC_TOKENS
+        | AGAINST_TOKENS
+        | REPLACING
     )
     assert named <= concepts, named - concepts
     assert not set(raw["negators"]) & set(owner), "a negator is also a concept surface"
