@@ -687,6 +687,10 @@ def measure(quick: bool) -> dict[str, Any]:
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     checks: list[dict[str, Any]] = []
+
+    def check(figure: str, value: float | None, unit: str, op: str, budget: float) -> None:
+        checks.append(_check(figure, value, unit, op, budget))
+
     with tempfile.TemporaryDirectory(prefix="jiebei-bench-") as tmp:
         work = Path(tmp)
         _progress("loading jieba and the text pipeline")
@@ -707,26 +711,22 @@ def measure(quick: bool) -> dict[str, Any]:
         }
         seeded["exhaustive_mean_us"] = _exhaustive_mean_us(kb, messages) or seeded["mean_us"]
         result["jieba"], result["seeded"] = jieba_stats, seeded
-        checks.append(
-            _check(
-                "answering cost, seeded base (x jieba.lcut)",
-                seeded["ratio"],
-                "x",
-                "<=",
-                BUDGET_SEEDED_RATIO,
-            )
+        check(
+            "answering cost, seeded base (x jieba.lcut)",
+            seeded["ratio"],
+            "x",
+            "<=",
+            BUDGET_SEEDED_RATIO,
         )
 
         _progress(f"updates through Application.process_update ({plan.updates})")
         result["updates"] = updates_per_second(kb, messages, plan.updates)
-        checks.append(
-            _check(
-                "updates handled per second, one core",
-                result["updates"]["per_second"],
-                "/s",
-                ">=",
-                BUDGET_UPDATES_PER_S,
-            )
+        check(
+            "updates handled per second, one core",
+            result["updates"]["per_second"],
+            "/s",
+            ">=",
+            BUDGET_UPDATES_PER_S,
         )
         kb.store.close()
 
@@ -742,23 +742,19 @@ def measure(quick: bool) -> dict[str, Any]:
             curve.append(point)
             if size in plan.budgets:
                 ratio_budget, rebuild_budget = plan.budgets[size]
-                checks.append(
-                    _check(
-                        f"answering cost, {size:,} entries (x jieba.lcut)",
-                        point["ratio"],
-                        "x",
-                        "<=",
-                        ratio_budget,
-                    )
+                check(
+                    f"answering cost, {size:,} entries (x jieba.lcut)",
+                    point["ratio"],
+                    "x",
+                    "<=",
+                    ratio_budget,
                 )
-                checks.append(
-                    _check(
-                        f"matcher rebuild after an edit, {size:,} entries",
-                        point["rebuild_s"],
-                        "s",
-                        "<=",
-                        rebuild_budget,
-                    )
+                check(
+                    f"matcher rebuild after an edit, {size:,} entries",
+                    point["rebuild_s"],
+                    "s",
+                    "<=",
+                    rebuild_budget,
                 )
             del gen
         result["curve"] = curve
@@ -775,41 +771,27 @@ def measure(quick: bool) -> dict[str, Any]:
             "exit_status": next((r["exit_status"] for r in runs if r["exit_status"]), 0),
         }
         result["cold_start"] = cold
-        checks.append(
-            _check(
-                "cold start of jiebei-bot run until it polls",
-                cold["seconds"],
-                "s",
-                "<=",
-                BUDGET_COLD_START_S,
-            )
+        check(
+            "cold start of jiebei-bot run until it polls",
+            cold["seconds"],
+            "s",
+            "<=",
+            BUDGET_COLD_START_S,
         )
-        checks.append(
-            _check("exit status of jiebei-bot run after SIGTERM", cold["exit_status"], "", "==", 0)
-        )
+        check("exit status of jiebei-bot run after SIGTERM", cold["exit_status"], "", "==", 0)
 
         _progress("peak resident memory")
         messages_file = work / "messages.txt"
         messages_file.write_text("\n".join(messages) + "\n", "utf-8")
         result["peak_rss_mb"] = peak_rss_mb(seeded_db, messages_file)
-        checks.append(
-            _check(
-                "peak resident memory, seeded base",
-                result["peak_rss_mb"],
+        check("peak resident memory, seeded base", result["peak_rss_mb"], "MB", "<=", BUDGET_RSS_MB)
+        if cold["peak_rss_mb"] is not None:
+            check(
+                "peak resident memory, jiebei-bot run at first poll",
+                cold["peak_rss_mb"],
                 "MB",
                 "<=",
                 BUDGET_RSS_MB,
-            )
-        )
-        if cold["peak_rss_mb"] is not None:
-            checks.append(
-                _check(
-                    "peak resident memory, jiebei-bot run at first poll",
-                    cold["peak_rss_mb"],
-                    "MB",
-                    "<=",
-                    BUDGET_RSS_MB,
-                )
             )
     result["checks"] = checks
     if hasattr(os, "getloadavg"):
