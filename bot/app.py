@@ -28,6 +28,7 @@ from telegram import (
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
+    AIORateLimiter,
     Application,
     CallbackQueryHandler,
     CommandHandler,
@@ -329,6 +330,18 @@ def build_application(
     if settings.api_base_url:
         builder = builder.base_url(settings.api_base_url.rstrip("/"))
         builder = builder.base_file_url(settings.file_base_url or "")
+    # 429 RetryAfter: wait as told and send again (up to 3 times), so no answer is lost.
+    # Towards Telegram itself, also stay under its documented flood limits (30 messages a
+    # second, 20 a minute per group); other servers (a local Bot API server, tests) are not
+    # throttled ahead of time.
+    to_telegram = settings.api_base_url is None and request is None
+    builder = builder.rate_limiter(
+        AIORateLimiter(
+            overall_max_rate=30 if to_telegram else 0,
+            group_max_rate=20 if to_telegram else 0,
+            max_retries=3,
+        )
+    )
     if request is not None:
         builder = builder.request(request)
     if get_updates_request is not None:
