@@ -72,6 +72,12 @@ FALLBACK_GAP = 12.0
 RARE_SHARE = 0.15
 COMMON_SHARE = 0.4
 ANSWER_KINDS = ("cause", "overview")
+# A query token whose postings hold at most this share of the examples (or RARE_POSTINGS_MIN)
+# is rare: the examples sharing one are scored first, the rest only if they could matter.
+RARE_POSTINGS_SHARE = 0.12
+RARE_POSTINGS_MIN = 50
+# Below this many examples one pass over all postings is cheaper than two.
+RARE_PATH_MIN_EXAMPLES = 4000
 
 
 @dataclass(frozen=True)
@@ -192,8 +198,23 @@ class Matcher:
                 post[t][j] = post[t].get(j, 0) + int(weights[t])
         self._post_ex = [np.fromiter(p.keys(), dtype=np.intp, count=len(p)) for p in post]
         self._post_n = [np.fromiter(p.values(), dtype=np.float64, count=len(p)) for p in post]
+        # The same counts by example (CSR rows), to score a few examples without the postings.
+        row_tokens = [sorted(set(tokens)) for tokens in token_lists]
+        self._row_ptr = np.cumsum([0] + [len(r) for r in row_tokens])
+        self._row_ids = np.fromiter(
+            (t for r in row_tokens for t in r), dtype=np.intp, count=int(self._row_ptr[-1])
+        )
+        self._row_n = np.fromiter(
+            (post[t][j] for j, r in enumerate(row_tokens) for t in r),
+            dtype=np.float64,
+            count=int(self._row_ptr[-1]),
+        )
+        self._rare_postings = max(RARE_POSTINGS_MIN, int(RARE_POSTINGS_SHARE * len(token_lists)))
         self._post_max = [max(p.values(), default=0) for p in post]
         self._has_examples = np.diff(np.asarray([*starts, len(token_lists)])) > 0
+        self._all_examples = np.arange(len(token_lists))
+        self._full_entries = np.flatnonzero(self._has_examples)
+        self._full_bounds = np.append(self._starts[self._full_entries], len(token_lists))
 
         # Per entry: kind masks and keyword groups.
         kinds = np.asarray(self._kinds)
@@ -207,6 +228,19 @@ class Matcher:
             self._has_keywords[i] = True
             for token in group:
                 self._groups_by_token.setdefault(token, []).append(g)
+        self._evidence_gain = KEYWORD_BONUS + self._missing
+        self._base_adjust = {}
+        for stopped in (False, True):
+            for off_topic in (False, True):
+                for against in (False, True):
+                    base = -np.where(self._has_keywords, self._missing, 0.0)
+                    if off_topic:
+                        base -= np.where(self._is_answer, OFF_TOPIC_PENALTY, 0.0)
+                    elif not stopped:
+                        base -= np.where(self._is_cause, NO_STOP_PENALTY, 0.0)
+                    if against:
+                        base -= np.where(self._is_answer, AGAINST_PENALTY, 0.0)
+                    self._base_adjust[(stopped, off_topic, against)] = base
 
     # -- scoring --------------------------------------------------------------------------
 
@@ -245,16 +279,11 @@ class Matcher:
                 i, group = self._groups[g]
                 if not evidence[i] and group <= present:
                     evidence[i] = True
-        adjust = np.where(evidence, KEYWORD_BONUS, 0.0)
-        adjust -= np.where(self._has_keywords & ~evidence, self._missing, 0.0)
         stopped = not self._stop_signals.isdisjoint(present)
-        if not stopped and TOPIC_TOKENS.isdisjoint(present):
-            adjust -= np.where(self._is_answer, OFF_TOPIC_PENALTY, 0.0)
-        elif not stopped:
-            adjust -= np.where(self._is_cause, NO_STOP_PENALTY, 0.0)
-        if not AGAINST_TOKENS.isdisjoint(present) and REPLACING.isdisjoint(present):
-            adjust -= np.where(self._is_answer, AGAINST_PENALTY, 0.0)
-        return adjust, evidence
+        off_topic = not stopped and TOPIC_TOKENS.isdisjoint(present)
+        against = not AGAINST_TOKENS.isdisjoint(present) and REPLACING.isdisjoint(present)
+        base = self._base_adjust[(stopped, off_topic, against)]
+        return base + evidence * self._evidence_gain, evidence
 
     def _raw_exhaustive(self, q: _Query, multiset: np.ndarray, distinct: np.ndarray) -> np.ndarray:
         """Every entry's raw score, every example scored with rapidfuzz."""
@@ -269,33 +298,107 @@ class Matcher:
         np.maximum.at(raw, self._owner, blend)
         return raw
 
+    def _top_from_rare(self, q: _Query, adjust: np.ndarray) -> list[tuple[float, int]] | None:
+        """The TOP_N entries, scoring only examples that share a *rare* token with the query;
+        None when examples made only of the query's common tokens (借呗, 用不了) might still
+        reach the top, and the full scan is needed.
+
+        Such an example's score is bounded by the query alone (its overlap cannot exceed the
+        common tokens' weight), so when that bound plus the largest adjustment is below the
+        TOP_N-th score found, skipping them changes nothing."""
+        if len(self._ordered) < RARE_PATH_MIN_EXAMPLES:
+            return None
+        rare = [len(self._post_ex[t]) <= self._rare_postings for t in q.ids]
+        if not any(rare):
+            return None
+        cand = np.unique(
+            np.concatenate([self._post_ex[t] for t, r in zip(q.ids, rare, strict=True) if r])
+        )
+        # Overlaps of the candidates, from their rows: query count per token, then bincount.
+        qcount = np.zeros(len(self._weights))
+        qcount[q.ids] = q.counts
+        lo, hi = self._row_ptr[cand], self._row_ptr[cand + 1]
+        sizes = hi - lo
+        rows = np.repeat(np.arange(len(cand)), sizes)
+        flat = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        flat += np.repeat(lo, sizes)
+        wanted = qcount[self._row_ids[flat]]
+        hit = wanted > 0
+        inter = np.bincount(
+            rows[hit], weights=np.minimum(self._row_n[flat[hit]], wanted[hit]), minlength=len(cand)
+        )
+        shared = np.bincount(rows[hit], minlength=len(cand))
+        multiset = 200.0 * inter / (q.length + self._length[cand])
+        distinct = 200.0 * shared / (len(q.ids) + self._distinct[cand])
+        owners = self._owner[cand]  # examples are stored entry by entry: non-decreasing
+        starts = np.flatnonzero(np.concatenate(([True], owners[1:] != owners[:-1])))
+        top = self._branch_and_bound(
+            q, multiset, distinct, adjust, cand, owners[starts], np.append(starts, len(cand))
+        )
+        if len(top) < TOP_N:
+            return None
+        common = [c for c, r in zip(q.counts, rare, strict=True) if not r]
+        if common:
+            weight, n = float(sum(common)), len(common)
+            ceiling = (WEIGHTS[0] + WEIGHTS[1]) * 200.0 * weight / (q.length + weight)
+            ceiling += WEIGHTS[2] * 200.0 * n / (len(q.ids) + n)
+            if ceiling + float(adjust.max()) >= -top[-1][0]:
+                return None
+        return top
+
     def _top_indexed(
         self, q: _Query, multiset: np.ndarray, distinct: np.ndarray, adjust: np.ndarray
     ) -> list[tuple[float, int]]:
-        """The TOP_N entries' exact scores, scoring only what can still reach the top.
+        """The TOP_N entries' exact scores over every example that shares a token."""
+        return self._branch_and_bound(
+            q,
+            multiset,
+            distinct,
+            adjust,
+            self._all_examples,
+            self._full_entries,
+            self._full_bounds,
+        )
+
+    def _branch_and_bound(
+        self,
+        q: _Query,
+        multiset: np.ndarray,
+        distinct: np.ndarray,
+        adjust: np.ndarray,
+        examples: np.ndarray,
+        entries: np.ndarray,
+        bounds_at: np.ndarray,
+    ) -> list[tuple[float, int]]:
+        """Exact TOP_N over ``examples`` (grouped by entry: entry ``entries[k]`` owns
+        positions ``bounds_at[k]:bounds_at[k + 1]``), as (-score, entry), best first.
 
         Entries are visited by ceiling (best bound plus adjustment); within an entry,
-        examples by bound, until the bound cannot beat the entry's best so far. Visiting
+        examples by bound until the bound cannot beat the entry's best so far. Visiting
         stops when no remaining ceiling reaches the TOP_N-th exact score."""
+        if not len(entries) or not len(examples):
+            return []
         partial = WEIGHTS[1] * multiset + WEIGHTS[2] * distinct
         bound = partial + WEIGHTS[0] * multiset
-        # Examples are stored entry by entry: an entry's bound is a reduce over its slice.
-        firsts = np.minimum(self._starts[:-1], len(bound) - 1)
-        entry_bound = np.where(self._has_examples, np.maximum.reduceat(bound, firsts), 0.0)
-        candidates = np.flatnonzero(entry_bound)
-        ceiling = np.clip(entry_bound[candidates] + adjust[candidates], 0.0, 100.0)
+        entry_bound = np.maximum.reduceat(bound, bounds_at[:-1])
+        ceiling = np.clip(entry_bound + adjust[entries], 0.0, 100.0)
         top: list[tuple[float, int]] = []  # (-score, entry), kept sorted
-        for k in np.lexsort((candidates, -ceiling)).tolist():
+        for k in np.lexsort((entries, -ceiling)).tolist():
+            if entry_bound[k] <= 0:
+                continue
             if len(top) >= TOP_N and ceiling[k] < -top[-1][0]:
                 break
-            i = int(candidates[k])
-            lo = int(self._starts[i])
-            span = bound[lo : int(self._starts[i + 1])]
-            best = 0.0
-            for j in np.argsort(-span, kind="stable").tolist():
+            i = int(entries[k])
+            lo, hi = int(bounds_at[k]), int(bounds_at[k + 1])
+            span = bound[lo:hi]
+            j = int(span.argmax())
+            ratio = fuzz.ratio(q.ordered, self._ordered[examples[lo + j]])
+            best = partial[lo + j] + WEIGHTS[0] * ratio
+            more = np.flatnonzero(span > best)
+            for j in more[np.argsort(-span[more], kind="stable")].tolist():
                 if span[j] <= best:
                     break
-                ratio = fuzz.ratio(q.ordered, self._ordered[lo + j])
+                ratio = fuzz.ratio(q.ordered, self._ordered[examples[lo + j]])
                 best = max(best, partial[lo + j] + WEIGHTS[0] * ratio)
             score = min(max(best + adjust[i], 0.0), 100.0) if best > 0 else 0.0
             top.append((-score, i))
@@ -309,10 +412,14 @@ class Matcher:
         adjust, evidence = self._adjustments(q.present)
         if not q.ids:
             return [], evidence
-        multiset, distinct = self._overlaps(q)
         if self.use_index:
-            top = [(i, -neg) for neg, i in self._top_indexed(q, multiset, distinct, adjust)]
+            found = self._top_from_rare(q, adjust)
+            if found is None:
+                multiset, distinct = self._overlaps(q)
+                found = self._top_indexed(q, multiset, distinct, adjust)
+            top = [(i, -neg) for neg, i in found]
         else:
+            multiset, distinct = self._overlaps(q)
             raw = self._raw_exhaustive(q, multiset, distinct)
             final = np.where(raw > 0, np.clip(raw + adjust, 0.0, 100.0), 0.0)
             order = np.argsort(-final, kind="stable")[:TOP_N]
