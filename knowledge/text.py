@@ -181,10 +181,10 @@ class TextPipeline:
     def concepts(self, words: Iterable[str]) -> list[str]:
         """Map words to concept tokens, drop stop words, apply negation scope.
 
-        A negator turns the next negatable concept within NEGATION_WINDOW words into
-        ``NOT_<concept>`` (or into the lexicon's ``negated`` rewrite: 没 + 借过 means unused).
-        Products and question words are never negated and do not end the scope; a pause
-        (punctuation) does. A negator that finds nothing to negate leaves its own meaning
+        A negator turns the next negatable concept within NEGATION_WINDOW function words
+        into ``NOT_<concept>`` (or into the lexicon's ``negated`` rewrite: 没 + 借过 means
+        unused). Products and question words are never negated and do not end the scope; a
+        pause (punctuation) or a content word (货款没回来, 没扣成功) does. A negator that finds nothing to negate leaves its own meaning
         (``negator_meaning``: 没用 alone means unused) or the token ``NEG``.
         """
         out: list[str] = []
@@ -227,12 +227,15 @@ class TextPipeline:
                 out.append(concept)
                 continue
             negated_run = False
-            if pending is not None:
-                left -= 1
-                if left <= 0:
-                    close()
-            if word not in self._stopwords:
-                out.append(word)
+            if word in self._stopwords:
+                if pending is not None:
+                    left -= 1
+                    if left <= 0:
+                        close()
+                continue
+            # A content word is what the negator was about (货款没回来): the scope ends.
+            close()
+            out.append(word)
         close()
         return out
 
