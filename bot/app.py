@@ -13,7 +13,10 @@ import contextlib
 import logging
 import re
 import time
+import warnings
 from collections.abc import Hashable
+from datetime import timedelta
+from typing import Any
 from urllib.parse import urlparse
 
 from telegram import (
@@ -36,7 +39,7 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.request import BaseRequest
+from telegram.request import BaseRequest, HTTPXRequest
 
 from bot import admin, texts
 from bot.config import Settings
@@ -47,10 +50,64 @@ from knowledge.base import KnowledgeBase
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 2.0
+SEND_ATTEMPTS = 5
+MAX_SEND_PAUSE = 30.0
 USER_COMMAND_NAMES = [name for name, _ in texts.USER_COMMANDS]
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _retry_seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():  # PTB 22 warns that retry_after becomes a timedelta
+        warnings.simplefilter("ignore")
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class RetryingRequest(HTTPXRequest):
+    """PTB's HTTP layer, retrying the calls that carry an answer to a user (``send*``,
+    ``edit*``, ``answer*``) instead of dropping the answer at the first hiccup.
+
+    A 429 is waited out for its ``retry_after``; a network error, a timeout or a 5xx answer is
+    retried after a growing pause, ``SEND_ATTEMPTS`` tries in all. Telegram's refusals (400,
+    403) are final. Other calls are left alone: the updater retries ``getUpdates`` and the
+    start-up calls in loops of its own. A call that timed out may have arrived, so a retried
+    message can, rarely, arrive twice: better than an unanswered question.
+    """
+
+    RETRIED = ("send", "edit", "answer")
+
+    def __init__(self, attempts: int = SEND_ATTEMPTS, **kwargs: Any) -> None:
+        kwargs.setdefault("connection_pool_size", 256)  # what ApplicationBuilder would use
+        super().__init__(**kwargs)
+        self.attempts = attempts
+
+    async def post(self, url: str, *args: Any, **kwargs: Any) -> Any:
+        method = url.rsplit("/", 1)[-1]  # never log the URL: it holds the token
+        if not method.startswith(self.RETRIED):
+            return await super().post(url, *args, **kwargs)
+        pause = 1.0
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return await super().post(url, *args, **kwargs)
+            except RetryAfter as exc:
+                if attempt == self.attempts:
+                    raise
+                wait = _retry_seconds(exc)
+                log.warning("Telegram: RetryAfter on %s: waiting %.0fs", method, wait)
+                await asyncio.sleep(wait)
+            except BadRequest:
+                raise
+            except NetworkError as exc:  # TimedOut, 5xx, connection refused or dropped
+                if attempt == self.attempts:
+                    raise
+                log.warning(
+                    "Telegram: %s on %s: %s; again in %.0fs", type(exc).__name__, method, exc, pause
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, MAX_SEND_PAUSE)
+        raise AssertionError("unreachable")
 
 
 def build_keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
@@ -342,8 +399,7 @@ def build_application(
             max_retries=3,
         )
     )
-    if request is not None:
-        builder = builder.request(request)
+    builder = builder.request(request if request is not None else RetryingRequest())
     if get_updates_request is not None:
         builder = builder.get_updates_request(get_updates_request)
     app = builder.build()
@@ -380,7 +436,8 @@ def run_bot(
     """Run until SIGINT/SIGTERM; long polling, or a webhook when ``webhook_url`` is given.
 
     A Bot API server that is down at start is retried (``bootstrap_retries=-1``); network
-    errors and flood waits while running are retried by PTB's updater.
+    errors and flood waits while running are retried by PTB's updater (``getUpdates``) and by
+    :class:`RetryingRequest` (the answers).
     """
     app = build_application(settings, kb)
     if webhook_url:

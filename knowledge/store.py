@@ -468,13 +468,15 @@ class Store:
     # -- questions and feedback -----------------------------------------------------------
 
     def log_question(self, text: str, intent: str | None, score: float) -> int:
+        # A lone surrogate (JSON allows "\ud800") cannot be stored as UTF-8: keep a "?".
+        text = text[:500].encode("utf-8", "replace").decode("utf-8")
         with self._lock, self._tx():
             return (
                 self.db["questions"]
                 .insert(
                     {
                         "at": time.time(),
-                        "text": text[:500],
+                        "text": text,
                         "intent": intent,
                         "score": score,
                         "matched": int(intent is not None),
