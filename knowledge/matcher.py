@@ -33,7 +33,7 @@ test checks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,12 +72,8 @@ FALLBACK_GAP = 12.0
 RARE_SHARE = 0.15
 COMMON_SHARE = 0.4
 ANSWER_KINDS = ("cause", "overview")
-# A query token whose postings hold at most this share of the examples (or RARE_POSTINGS_MIN)
-# is rare: the examples sharing one are scored first, the rest only if they could matter.
-RARE_POSTINGS_SHARE = 0.12
-RARE_POSTINGS_MIN = 50
-# Below this many examples one pass over all postings is cheaper than two.
-RARE_PATH_MIN_EXAMPLES = 4000
+# Entries ordered by partition first when visiting a large base (see _visiting_order).
+VISIT_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -198,18 +194,6 @@ class Matcher:
                 post[t][j] = post[t].get(j, 0) + int(weights[t])
         self._post_ex = [np.fromiter(p.keys(), dtype=np.intp, count=len(p)) for p in post]
         self._post_n = [np.fromiter(p.values(), dtype=np.float64, count=len(p)) for p in post]
-        # The same counts by example (CSR rows), to score a few examples without the postings.
-        row_tokens = [sorted(set(tokens)) for tokens in token_lists]
-        self._row_ptr = np.cumsum([0] + [len(r) for r in row_tokens])
-        self._row_ids = np.fromiter(
-            (t for r in row_tokens for t in r), dtype=np.intp, count=int(self._row_ptr[-1])
-        )
-        self._row_n = np.fromiter(
-            (post[t][j] for j, r in enumerate(row_tokens) for t in r),
-            dtype=np.float64,
-            count=int(self._row_ptr[-1]),
-        )
-        self._rare_postings = max(RARE_POSTINGS_MIN, int(RARE_POSTINGS_SHARE * len(token_lists)))
         self._post_max = [max(p.values(), default=0) for p in post]
         self._has_examples = np.diff(np.asarray([*starts, len(token_lists)])) > 0
         self._all_examples = np.arange(len(token_lists))
@@ -223,11 +207,17 @@ class Matcher:
         self._has_keywords = np.zeros(n_entries, dtype=bool)
         self._missing = np.asarray([MISSING_KEYWORD_PENALTY.get(k, 0.0) for k in self._kinds])
         self._groups = groups
+        # One-token keyword groups (most of them) by token, as entry arrays; the rest by token.
         self._groups_by_token: dict[str, list[int]] = {}
+        single: dict[str, list[int]] = {}
         for g, (i, group) in enumerate(groups):
             self._has_keywords[i] = True
-            for token in group:
-                self._groups_by_token.setdefault(token, []).append(g)
+            if len(group) == 1:
+                single.setdefault(next(iter(group)), []).append(i)
+            else:
+                for token in group:
+                    self._groups_by_token.setdefault(token, []).append(g)
+        self._single_keyword = {t: np.asarray(ix, dtype=np.intp) for t, ix in single.items()}
         self._evidence_gain = KEYWORD_BONUS + self._missing
         self._base_adjust = {}
         for stopped in (False, True):
@@ -275,6 +265,9 @@ class Matcher:
         """Per entry: points added to the raw score, and whether its keywords are present."""
         evidence = np.zeros(len(self._slugs), dtype=bool)
         for token in present:
+            single = self._single_keyword.get(token)
+            if single is not None:
+                evidence[single] = True
             for g in self._groups_by_token.get(token, ()):
                 i, group = self._groups[g]
                 if not evidence[i] and group <= present:
@@ -298,54 +291,6 @@ class Matcher:
         np.maximum.at(raw, self._owner, blend)
         return raw
 
-    def _top_from_rare(self, q: _Query, adjust: np.ndarray) -> list[tuple[float, int]] | None:
-        """The TOP_N entries, scoring only examples that share a *rare* token with the query;
-        None when examples made only of the query's common tokens (借呗, 用不了) might still
-        reach the top, and the full scan is needed.
-
-        Such an example's score is bounded by the query alone (its overlap cannot exceed the
-        common tokens' weight), so when that bound plus the largest adjustment is below the
-        TOP_N-th score found, skipping them changes nothing."""
-        if len(self._ordered) < RARE_PATH_MIN_EXAMPLES:
-            return None
-        rare = [len(self._post_ex[t]) <= self._rare_postings for t in q.ids]
-        if not any(rare):
-            return None
-        cand = np.unique(
-            np.concatenate([self._post_ex[t] for t, r in zip(q.ids, rare, strict=True) if r])
-        )
-        # Overlaps of the candidates, from their rows: query count per token, then bincount.
-        qcount = np.zeros(len(self._weights))
-        qcount[q.ids] = q.counts
-        lo, hi = self._row_ptr[cand], self._row_ptr[cand + 1]
-        sizes = hi - lo
-        rows = np.repeat(np.arange(len(cand)), sizes)
-        flat = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        flat += np.repeat(lo, sizes)
-        wanted = qcount[self._row_ids[flat]]
-        hit = wanted > 0
-        inter = np.bincount(
-            rows[hit], weights=np.minimum(self._row_n[flat[hit]], wanted[hit]), minlength=len(cand)
-        )
-        shared = np.bincount(rows[hit], minlength=len(cand))
-        multiset = 200.0 * inter / (q.length + self._length[cand])
-        distinct = 200.0 * shared / (len(q.ids) + self._distinct[cand])
-        owners = self._owner[cand]  # examples are stored entry by entry: non-decreasing
-        starts = np.flatnonzero(np.concatenate(([True], owners[1:] != owners[:-1])))
-        top = self._branch_and_bound(
-            q, multiset, distinct, adjust, cand, owners[starts], np.append(starts, len(cand))
-        )
-        if len(top) < TOP_N:
-            return None
-        common = [c for c, r in zip(q.counts, rare, strict=True) if not r]
-        if common:
-            weight, n = float(sum(common)), len(common)
-            ceiling = (WEIGHTS[0] + WEIGHTS[1]) * 200.0 * weight / (q.length + weight)
-            ceiling += WEIGHTS[2] * 200.0 * n / (len(q.ids) + n)
-            if ceiling + float(adjust.max()) >= -top[-1][0]:
-                return None
-        return top
-
     def _top_indexed(
         self, q: _Query, multiset: np.ndarray, distinct: np.ndarray, adjust: np.ndarray
     ) -> list[tuple[float, int]]:
@@ -359,6 +304,20 @@ class Matcher:
             self._full_entries,
             self._full_bounds,
         )
+
+    @staticmethod
+    def _visiting_order(ceiling: np.ndarray, entries: np.ndarray) -> Iterator[int]:
+        """Positions by ceiling, highest first (ties: lower entry first). Usually only a
+        few are visited, so the first VISIT_BATCH are found by partition, not a full sort."""
+        if len(ceiling) > 4 * VISIT_BATCH:
+            head = np.argpartition(-ceiling, VISIT_BATCH)[:VISIT_BATCH]
+            cut = ceiling[head].min()
+            head = np.flatnonzero(ceiling >= cut)  # keep ties at the cut together
+            yield from head[np.lexsort((entries[head], -ceiling[head]))].tolist()
+            tail = np.flatnonzero(ceiling < cut)
+            yield from tail[np.lexsort((entries[tail], -ceiling[tail]))].tolist()
+        else:
+            yield from np.lexsort((entries, -ceiling)).tolist()
 
     def _branch_and_bound(
         self,
@@ -383,7 +342,7 @@ class Matcher:
         entry_bound = np.maximum.reduceat(bound, bounds_at[:-1])
         ceiling = np.clip(entry_bound + adjust[entries], 0.0, 100.0)
         top: list[tuple[float, int]] = []  # (-score, entry), kept sorted
-        for k in np.lexsort((entries, -ceiling)).tolist():
+        for k in self._visiting_order(ceiling, entries):
             if entry_bound[k] <= 0:
                 continue
             if len(top) >= TOP_N and ceiling[k] < -top[-1][0]:
@@ -413,10 +372,8 @@ class Matcher:
         if not q.ids:
             return [], evidence
         if self.use_index:
-            found = self._top_from_rare(q, adjust)
-            if found is None:
-                multiset, distinct = self._overlaps(q)
-                found = self._top_indexed(q, multiset, distinct, adjust)
+            multiset, distinct = self._overlaps(q)
+            found = self._top_indexed(q, multiset, distinct, adjust)
             top = [(i, -neg) for neg, i in found]
         else:
             multiset, distinct = self._overlaps(q)
