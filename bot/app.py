@@ -338,10 +338,19 @@ async def refresh_once(kb: KnowledgeBase) -> bool:
     return changed
 
 
+async def flush_questions(kb: KnowledgeBase) -> None:
+    """Write the questions queued since the last flush (they are batched off the hot path)."""
+    try:
+        await asyncio.to_thread(kb.store.flush_questions)
+    except Exception:  # the next flush tries again; answering goes on
+        log.warning("could not write the question log", exc_info=True)
+
+
 async def _refresh_loop(kb: KnowledgeBase, interval: float = REFRESH_SECONDS) -> None:
     while True:
         await asyncio.sleep(interval)
         await refresh_once(kb)
+        await flush_questions(kb)
 
 
 async def post_init(app: Application) -> None:
@@ -362,12 +371,13 @@ async def post_init(app: Application) -> None:
 
 
 async def post_shutdown(app: Application) -> None:
-    """Stop the refresh task."""
+    """Stop the refresh task; write the queued questions."""
     task = app.bot_data.pop("refresh_task", None)
     if task is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await flush_questions(app.bot_data["kb"])
 
 
 def build_application(

@@ -181,7 +181,7 @@ class Conversation:
         if not self.store_writes:
             return
         try:
-            self.kb.store.log_question(text, intent, score)
+            self.kb.store.queue_question(text, intent, score)
         except (StoreError, sqlite3.Error):
             # An answer is worth more than its statistics row.
             log.warning("could not log a question", exc_info=True)

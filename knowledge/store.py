@@ -44,6 +44,9 @@ from knowledge.entries import (
     validate_slug,
 )
 
+# Questions queued by ``queue_question`` are written at the latest when this many wait.
+QUESTION_BATCH = 200
+
 
 class StoreError(Exception):
     """A change was refused (unknown slug, duplicate, bad field); nothing was written."""
@@ -142,6 +145,8 @@ class Store:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._lock = threading.RLock()
+            self._pending_lock = threading.Lock()
+            self._pending: list[dict[str, Any]] = []
             with self._lock:
                 migrations.apply(self.db)
                 if seed and not self.db["entries"].count:
@@ -151,6 +156,7 @@ class Store:
             raise StoreError(f"cannot open knowledge base {path}: {exc}") from None
 
     def close(self) -> None:
+        self.flush_questions()
         self.db.conn.close()
 
     @contextmanager
@@ -486,7 +492,35 @@ class Store:
                 .last_pk
             )
 
+    def queue_question(self, text: str, intent: str | None, score: float) -> None:
+        """Like ``log_question``, written later in a batch (``flush_questions``): keeps a
+        SQLite commit off every answer. Reads of questions flush first."""
+        row = {
+            "at": time.time(),
+            "text": text[:500].encode("utf-8", "replace").decode("utf-8"),
+            "intent": intent,
+            "score": score,
+            "matched": int(intent is not None),
+            "assigned": None,
+        }
+        with self._pending_lock:
+            self._pending.append(row)
+            full = len(self._pending) >= QUESTION_BATCH
+        if full:
+            self.flush_questions()
+
+    def flush_questions(self) -> int:
+        """Write the queued questions in one transaction; returns how many."""
+        with self._lock:
+            with self._pending_lock:
+                rows, self._pending = self._pending, []
+            if rows:
+                with self._tx():
+                    self.db["questions"].insert_all(rows)
+            return len(rows)
+
     def unmatched(self, limit: int = 50) -> list[dict[str, Any]]:
+        self.flush_questions()
         with self._lock:
             return list(
                 self.db.query(
@@ -497,6 +531,7 @@ class Store:
             )
 
     def question(self, question_id: int) -> dict[str, Any] | None:
+        self.flush_questions()
         with self._lock:
             rows = list(self.db.query("SELECT * FROM questions WHERE id = ?", [question_id]))
         return rows[0] if rows else None
@@ -516,6 +551,7 @@ class Store:
     def mark_assigned(self, question_ids: Sequence[int], slug: str) -> int:
         """Mark unmatched questions as dealt with, without adding them as examples: the
         near-duplicates of a question just assigned with :meth:`assign_question`."""
+        self.flush_questions()
         ids = [int(i) for i in question_ids]
         if not ids:
             return 0
@@ -534,6 +570,7 @@ class Store:
             )
 
     def stats(self, since: float = 0.0) -> dict[str, Any]:
+        self.flush_questions()
         with self._lock:
             per_intent = {
                 (r["intent"] or "-"): r["n"]

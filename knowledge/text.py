@@ -184,8 +184,9 @@ class TextPipeline:
         A negator turns the next negatable concept within NEGATION_WINDOW function words
         into ``NOT_<concept>`` (or into the lexicon's ``negated`` rewrite: 没 + 借过 means
         unused). Products and question words are never negated and do not end the scope; a
-        pause (punctuation) or a content word (货款没回来, 没扣成功) does. A negator that finds nothing to negate leaves its own meaning
-        (``negator_meaning``: 没用 alone means unused) or the token ``NEG``.
+        pause (punctuation) or a content word (货款没回来, 没扣成功) does. A negator that
+        finds nothing to negate leaves its own meaning (``negator_meaning``: 没用 alone
+        means unused) or the token ``NEG``.
         """
         out: list[str] = []
         pending: str | None = None  # the negator whose scope is open

@@ -28,6 +28,7 @@ def press(conv: Conversation, chat, reply: Reply, label: str) -> list[Reply]:
 
 
 def questions_logged(kb) -> list[tuple[str, str | None]]:
+    kb.store.flush_questions()  # questions are queued and written in batches
     return [
         (r["text"], r["intent"])
         for r in kb.store.db.query("SELECT text, intent FROM questions ORDER BY id")

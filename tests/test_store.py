@@ -193,3 +193,21 @@ def test_transaction_rolls_back_on_failure(store):
         store.db.execute("DELETE FROM examples")
         store.db.execute("INSERT INTO entries(slug) VALUES ('alpha')")
     assert store.export() == before
+
+
+def test_queued_questions_are_written_in_batches_and_seen_by_reads(store, monkeypatch):
+    import knowledge.store as module
+
+    monkeypatch.setattr(module, "QUESTION_BATCH", 3)
+    count = "SELECT COUNT(*) FROM questions"
+    store.queue_question("一", None, 0.0)
+    store.queue_question("二", "alpha", 80.0)
+    assert store.db.execute(count).fetchone()[0] == 0  # queued, not yet written
+    assert [r["text"] for r in store.unmatched()] == ["一"]  # a read flushes first
+    for text in ("三", "四", "五"):
+        store.queue_question(text, None, 0.0)
+    assert store.db.execute(count).fetchone()[0] == 5  # the third queued one filled a batch
+    store.queue_question("六", None, 0.0)
+    store.close()
+    reopened = Store(store.path, seed=False)
+    assert reopened.stats()["total"] == 6  # close() wrote the rest
