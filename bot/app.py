@@ -13,9 +13,7 @@ import contextlib
 import logging
 import re
 import time
-import warnings
 from collections.abc import Hashable
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
@@ -58,22 +56,16 @@ USER_COMMAND_NAMES = [name for name, _ in texts.USER_COMMANDS]
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _retry_seconds(exc: RetryAfter) -> float:
-    with warnings.catch_warnings():  # PTB 22 warns that retry_after becomes a timedelta
-        warnings.simplefilter("ignore")
-        value = exc.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
 class RetryingRequest(HTTPXRequest):
     """PTB's HTTP layer, retrying the calls that carry an answer to a user (``send*``,
     ``edit*``, ``answer*``) instead of dropping the answer at the first hiccup.
 
-    A 429 is waited out for its ``retry_after``; a network error, a timeout or a 5xx answer is
-    retried after a growing pause, ``SEND_ATTEMPTS`` tries in all. Telegram's refusals (400,
-    403) are final. Other calls are left alone: the updater retries ``getUpdates`` and the
-    start-up calls in loops of its own. A call that timed out may have arrived, so a retried
-    message can, rarely, arrive twice: better than an unanswered question.
+    A network error, a timeout or a 5xx answer is retried after a growing pause,
+    ``SEND_ATTEMPTS`` tries in all. Telegram's refusals (400, 403) are final, and a 429 goes up
+    to the rate limiter, which waits its ``retry_after``. Other calls are left alone: the
+    updater retries ``getUpdates`` and the start-up calls in loops of its own. A call that
+    timed out may have arrived, so a retried message can, rarely, arrive twice: better than an
+    unanswered question.
     """
 
     RETRIED = ("send", "edit", "answer")
@@ -91,12 +83,6 @@ class RetryingRequest(HTTPXRequest):
         for attempt in range(1, self.attempts + 1):
             try:
                 return await super().post(url, *args, **kwargs)
-            except RetryAfter as exc:
-                if attempt == self.attempts:
-                    raise
-                wait = _retry_seconds(exc)
-                log.warning("Telegram: RetryAfter on %s: waiting %.0fs", method, wait)
-                await asyncio.sleep(wait)
             except BadRequest:
                 raise
             except NetworkError as exc:  # TimedOut, 5xx, connection refused or dropped

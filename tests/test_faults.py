@@ -169,7 +169,7 @@ def test_send_message_429_waits_retry_after_then_sends(running, known):
     waited = time.monotonic() - started
     assert title_of(reply) == title
     assert waited >= 2.0, f"answered {waited:.2f}s after a 429 that asked for 2s"
-    bot.wait_for_log("RetryAfter", WAIT, since=since)
+    bot.wait_for_log("Rate limit hit", WAIT, since=since)
     ask_all(api, fresh(known, 2))
 
 
