@@ -82,9 +82,11 @@ def _pieces(text: str, limit: int) -> list[str]:
         if len(text) <= limit:
             break
         parts = text.split(sep)
-        if len(parts) > 1:
-            for i, part in enumerate(parts):
-                out.extend(_pieces(part + (sep if i < len(parts) - 1 else ""), limit))
+        pieces = [p for p in [*(part + sep for part in parts[:-1]), parts[-1]] if p]
+        # Only a real split recurses: "long paragraph\n\n" is one piece, cut by lines next.
+        if len(pieces) > 1:
+            for piece in pieces:
+                out.extend(_pieces(piece, limit))
             return out
     while len(text) > limit:
         head, text = _cut(text, limit)
