@@ -74,7 +74,8 @@ def test_export_import_round_trip(store, tmp_path):
         ('{"version": 1, "entries": [{"slug": "ok_slug"}]}', "entry 1 (ok_slug): field 'title'"),
         ('{"version": 1, "entries": [{"slug": "A!", "title": "x"}]}', "field 'slug'"),
         (
-            '{"version": 1, "entries": [{"slug": "aa", "title": "x"}, {"slug": "aa", "title": "y"}]}',
+            '{"version": 1, "entries": '
+            '[{"slug": "aa", "title": "x"}, {"slug": "aa", "title": "y"}]}',
             "entry 2 (aa): field 'slug' duplicates entry 1",
         ),
         (
