@@ -159,6 +159,8 @@ def test_network_errors_while_running_are_warnings_and_the_bot_carries_on(api, b
     api.fail_next("sendMessage", status=502)
     api.send_text(USER, "你好")
     bot.wait_for_count("WARNING bot.app: Telegram: NetworkError", 1)
+    [first] = api.wait_for_messages(USER, 1, timeout=30)  # sent again: nothing is lost
+    assert first["text"]
     api.fail_next("sendMessage", retry_after=1)
     api.send_text(USER, "你好")
     # The flood wait is honoured and the same reply sent again: nothing is lost.
