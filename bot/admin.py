@@ -367,7 +367,7 @@ async def entry_or_explain(update: Update, context: Context, slug: str, usage: s
         await say(update, context, USAGE[usage])
         return None
     if not SLUG_RE.match(slug):
-        await say(update, context, BAD_SLUG.format(slug=e(slug)) + "\n" + USAGE[usage])
+        await say(update, context, BAD_SLUG.format(slug=short(slug, 40)) + "\n" + USAGE[usage])
         return None
     entry = kb_of(context).entry(slug)
     if entry is None:
@@ -645,7 +645,7 @@ async def add_cmd(update: Update, context: Context) -> None:
         await say(update, context, USAGE["add"])
         return
     if not SLUG_RE.match(slug):
-        await say(update, context, BAD_SLUG.format(slug=e(slug)) + "\n" + USAGE["add"])
+        await say(update, context, BAD_SLUG.format(slug=short(slug, 40)) + "\n" + USAGE["add"])
         return
     if kb_of(context).entry(slug) is not None:
         await say(update, context, ENTRY_EXISTS.format(slug=e(slug)))
@@ -673,7 +673,7 @@ async def set_cmd(update: Update, context: Context) -> None:
         await say(update, context, usage)
         return
     if field not in SETTABLE:
-        await say(update, context, UNKNOWN_FIELD.format(field=e(field)) + "\n" + usage)
+        await say(update, context, UNKNOWN_FIELD.format(field=short(field, 40)) + "\n" + usage)
         return
     entry = await entry_or_explain(update, context, slug, "set")
     if entry is None:

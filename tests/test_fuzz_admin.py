@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from bot import admin, texts
@@ -46,7 +46,14 @@ from tests.tgfake import TOKEN, Call, Harness, RecordingRequest, buttons
 
 ADMIN = 4001
 OTHER = 4002
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+# No shrinking for the tests that drive the bot: a failure is reported as found, at once,
+# instead of after minutes of round trips.
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
 
 ADMIN_NAMES = {name for name, _ in admin.ADMIN_COMMANDS}
 # Every way an admin command says "no": usage, refusals, "nothing was changed".
@@ -154,8 +161,10 @@ def assert_unchanged(bot: Bot, before: tuple[str, int, str]) -> None:
 
 # -- strategies -----------------------------------------------------------------------------
 
+# No lone surrogates here: Telegram delivers admins' commands as valid UTF-8 (the user path,
+# where a JSON "\ud800" is at least conceivable, is covered in tests/test_properties.py).
 NASTY = (
-    "\x00\x01\x1b\x7f\u200b\u200d\ufeff\u202e\ud800\udfff\ue000\U0010fffd"
+    "\x00\x01\x1b\x7f\u200b\u200d\ufeff\u202e\ue000\U0010fffd"
     "😀🇨🇳\u0301<>&\"'/@*_`[](){}#\\借呗花呗逾期额度Ａ１"
 )
 chars = st.one_of(st.characters(), st.sampled_from(NASTY))
@@ -173,7 +182,7 @@ bad_slug = word.filter(lambda w: not SLUG_RE.match(w))
 new_slug = st.from_regex(r"zz[a-z0-9_]{1,20}", fullmatch=True)  # no shipped slug starts zz
 # Text that clean_text() empties: control and format characters only.
 blank = st.lists(
-    st.sampled_from("\x00\x01\x1b\x7f\u200b\u200d\ufeff\u202e\ud800"), min_size=1, max_size=8
+    st.sampled_from("\x00\x01\x1b\x7f\u200b\u200d\ufeff\u202e"), min_size=1, max_size=8
 ).map("".join)
 
 
@@ -256,6 +265,10 @@ def test_malformed_admin_commands_are_refused_and_change_nothing(bot):
     @example(command="/stats 99999999999999999999999")
     @example(command="/entries 99999999999999999999999")
     @example(command="/history overview 999999999999999999999")
+    @example(command="/delete " + "0" * 5000)  # once cut a <code> tag in two
+    @example(command="/entry " + "<b>" * 2000)
+    @example(command="/add " + "x" * 5000 + " 标题")
+    @example(command="/set overview " + "f" * 5000 + " 内容")
     def check(command: str) -> None:
         before = bot.snapshot()
         calls = bot.send(ADMIN, command)
@@ -295,13 +308,20 @@ def test_random_admin_commands_change_only_by_recorded_changes(tmp_path, pipelin
         slugs = [e.slug for e in b.kb.entries()] + ["zznew"]
         changes: list[str] = []
 
-        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(FUZZ, max_examples=60)
         @given(
             name=st.sampled_from(commands),
             slug=st.one_of(st.sampled_from(slugs), word),
             field_=st.sampled_from([*admin.SETTABLE, "color"]),
             text=st.one_of(text_arg, st.sampled_from(["借呗被关了怎么办", "redirect", "标题"])),
         )
+        @example(name="add", slug="zznew", field_="title", text="新条目")
+        @example(name="example", slug="zznew", field_="title", text="借呗被关了怎么办")
+        @example(name="set", slug="overview", field_="title", text="<b>新</b>标题")
+        @example(name="set", slug="overview", field_="kind", text="redirect")
+        @example(name="unexample", slug="zznew", field_="title", text="借呗被关了怎么办")
+        @example(name="undo", slug="", field_="title", text="")
+        @example(name="undo", slug="", field_="title", text="")
         def check(name: str, slug: str, field_: str, text: str) -> None:
             args = {"set": f"{slug} {field_} {text}", "undo": "", "history": slug}
             command = f"/{name} {args.get(name, f'{slug} {text}')}"
