@@ -154,6 +154,8 @@ def setup_logging(settings: Settings) -> None:
     if settings.token:
         formatter = _Redacting(formatter, settings.token)
     handler.setFormatter(formatter)
+    # A failing log stream must not print the record (and maybe the token) to stderr raw.
+    logging.raiseExceptions = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)

@@ -98,6 +98,9 @@ class _ChatState:
     answers: OrderedDict[int, _Answered] = field(default_factory=OrderedDict)
     next_ref: int = 1
     session: _Session | None = None
+    # Feedback given on answers this chat no longer remembers (after a restart), by slug:
+    # one vote per entry, so replayed or forged buttons cannot stuff the statistics.
+    voted: set[str] = field(default_factory=set)
 
     def remember(self, answered: _Answered) -> int:
         ref = self.next_ref
@@ -407,14 +410,19 @@ class Conversation:
         return [Reply(texts.NOT_MINE_NONE, [*self._cause_rows(exclude=slug), [_diagnose_button()]])]
 
     def _feedback(self, chat_id: Hashable, ref: str, helpful: bool, slug: str) -> list[Reply]:
-        if not SLUG_RE.match(slug):
+        if not SLUG_RE.match(slug) or self.kb.entry(slug) is None:
             return self._stale()
         with self._lock:
-            answered = self._state(chat_id).answered(ref, slug)
+            state = self._state(chat_id)
+            answered = state.answered(ref, slug)
             if answered is not None:
                 if answered.feedback:
                     return [Reply(texts.FEEDBACK_DONE)]
                 answered.feedback = True
+            elif slug in state.voted:
+                return [Reply(texts.FEEDBACK_DONE)]
+            else:
+                state.voted.add(slug)
         self._record_feedback(slug, helpful, chat_id)
         if helpful:
             return [Reply(texts.FEEDBACK_THANKS)]

@@ -364,3 +364,12 @@ def test_chat_state_expires_when_idle(kb):
     conv.on_text(1, "身份证过期了借呗就用不了了")
     now[0] = 101
     assert conv.on_text(1, "那怎么办")[0].intent != "id_expired"
+
+
+def test_forged_or_replayed_feedback_cannot_stuff_the_statistics(conv, kb):
+    """Buttons for answers the chat does not remember (say, after a restart) still count,
+    once per entry; unknown entries count never."""
+    for _ in range(3):
+        conv.on_button(9, "u:f:77:y:huabei_overdue")
+    conv.on_button(9, "u:f:78:n:no_such_entry")
+    assert feedback_rows(kb) == [("huabei_overdue", 1, "9")]
