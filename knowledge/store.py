@@ -126,6 +126,20 @@ class Change:
     undone: bool
 
 
+def _change(r: dict[str, Any]) -> Change:
+    return Change(
+        r["id"],
+        r["at"],
+        r["actor"],
+        r["action"],
+        r["slug"],
+        r["detail"],
+        json.loads(r["before"] or "null"),
+        json.loads(r["after"] or "null"),
+        bool(r["undone"]),
+    )
+
+
 class Store:
     """The SQLite knowledge base. Methods are thread-safe; each write is one transaction."""
 
@@ -407,20 +421,7 @@ class Store:
                     f"SELECT * FROM history {where} ORDER BY id DESC LIMIT ?", [*args, limit]
                 )
             )
-        return [
-            Change(
-                r["id"],
-                r["at"],
-                r["actor"],
-                r["action"],
-                r["slug"],
-                r["detail"],
-                json.loads(r["before"] or "null"),
-                json.loads(r["after"] or "null"),
-                bool(r["undone"]),
-            )
-            for r in rows
-        ]
+        return [_change(r) for r in rows]
 
     def undo(self, *, actor: str, change_id: int | None = None) -> Change | None:
         """Take back the latest change not yet undone; returns it, or None if none is left.
@@ -458,18 +459,7 @@ class Store:
         return change
 
     def _history_row(self, change_id: int) -> Change:
-        r = self.db["history"].get(change_id)
-        return Change(
-            r["id"],
-            r["at"],
-            r["actor"],
-            r["action"],
-            r["slug"],
-            r["detail"],
-            json.loads(r["before"] or "null"),
-            json.loads(r["after"] or "null"),
-            bool(r["undone"]),
-        )
+        return _change(self.db["history"].get(change_id))
 
     # -- questions and feedback -----------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """``python -m bot run`` as a child process against tests/botapi.FakeBotAPI, for the tests
-that need the whole bot: faults (tests/test_faults.py) and load (tests/test_load.py).
+that need the whole bot: running and stopping (tests/test_run.py), faults
+(tests/test_faults.py) and load (tests/test_load.py).
 
 The child's output (stdout and stderr together) is read line by line as it arrives, so a test
 can block until the bot logged something (:meth:`BotProcess.wait_for_log`) instead of sleeping.
@@ -32,6 +33,7 @@ class BotProcess:
         *,
         log_level: str = "INFO",
         admin_ids: str = "",
+        args: tuple[str, ...] = (),
         **extra_env: str,
     ) -> None:
         env = {
@@ -46,7 +48,7 @@ class BotProcess:
             **extra_env,
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"],
+            [sys.executable, "-m", "bot", "run", *args],
             cwd=workdir,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -96,16 +98,34 @@ class BotProcess:
                 raise AssertionError(f"the bot exited without logging {fragment!r}:\n{self.tail()}")
             return line
 
+    def wait_for_count(self, fragment: str, count: int, timeout: float = 60.0) -> None:
+        """Block until ``count`` lines containing ``fragment`` were written."""
+
+        def seen() -> int:
+            return sum(fragment in ln for ln in self.lines)
+
+        with self._cond:
+            if not self._cond.wait_for(lambda: seen() >= count or self.ended, timeout):
+                raise TimeoutError(
+                    f"fewer than {count} log lines with {fragment!r}:\n{self.tail()}"
+                )
+            if seen() < count:
+                raise AssertionError(f"the bot ended early:\n{self.tail()}")
+
+    @property
+    def log(self) -> str:
+        return self.output
+
     def tail(self, n: int = 40) -> str:
         return "\n".join(self.lines[-n:])
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, as a container runtime would; the exit status."""
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """SIGTERM (as a container runtime would) or ``sig``; the exit status."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
         finally:

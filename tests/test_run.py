@@ -4,14 +4,9 @@ long polling, a server that is down at start, network errors while running, clea
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
@@ -19,92 +14,13 @@ import pytest
 
 from bot import texts
 from tests.botapi import FakeBotAPI
+from tests.botprocess import BotProcess
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "987654:TEST-run-token_abcdefghijklmnop"
 USER = 5005
 CAUSE_QUESTION = "花呗逾期了，借呗也用不了了"
-
-
-class BotProcess:
-    """The bot in a child process; its stderr is collected line by line as it arrives."""
-
-    def __init__(
-        self,
-        api: FakeBotAPI,
-        workdir: Path,
-        log_level: str = "INFO",
-        args: tuple[str, ...] = (),
-        **extra_env: str,
-    ) -> None:
-        env = {
-            **os.environ,
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-            "TELEGRAM_API_BASE_URL": api.base_url,
-            "KNOWLEDGE_DB": str(workdir / "knowledge.db"),
-            "ADMIN_IDS": "42",
-            "LOG_LEVEL": log_level,
-            "PYTHONIOENCODING": "utf-8",
-            **extra_env,
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", *args],
-            cwd=workdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._cond:
-                self.lines.append(line)
-                self._cond.notify_all()
-        with self._cond:
-            self.lines.append("")  # end of output
-            self._cond.notify_all()
-
-    def wait_for_log(self, fragment: str, timeout: float = 60) -> str:
-        def found() -> str | None:
-            return next((line for line in self.lines if fragment in line), None)
-
-        with self._cond:
-            if not self._cond.wait_for(lambda: found() or "" in self.lines, timeout):
-                raise TimeoutError(f"no log line with {fragment!r}")
-            line = found()
-        if line is None:
-            raise AssertionError(f"the bot ended without logging {fragment!r}: {self.log}")
-        return line
-
-    def wait_for_count(self, fragment: str, count: int, timeout: float = 60) -> None:
-        def seen() -> int:
-            return sum(fragment in line for line in self.lines)
-
-        with self._cond:
-            if not self._cond.wait_for(lambda: seen() >= count or "" in self.lines, timeout):
-                raise TimeoutError(f"fewer than {count} log lines with {fragment!r}")
-            if seen() < count:
-                raise AssertionError(f"the bot ended early: {''.join(self.lines)}")
-
-    @property
-    def log(self) -> str:
-        with self._cond:
-            return "".join(self.lines)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        code = self.proc.wait(timeout)
-        self._reader.join(timeout)
-        return code
 
 
 @pytest.fixture
@@ -115,7 +31,7 @@ def api() -> Iterator[FakeBotAPI]:
 
 @pytest.fixture
 def bot(api, tmp_path) -> Iterator[BotProcess]:
-    process = BotProcess(api, tmp_path)
+    process = BotProcess(api, tmp_path, admin_ids="42")
     try:
         yield process
     finally:
