@@ -200,11 +200,17 @@ class TextPipeline:
             pending, left = None, 0
 
         negated_run = False
+        last_product: str | None = None  # the product named last in this clause
+        clause_start = 0  # len(out) at the last pause
+        both = False  # "借呗花呗都…": the stop is about every product named
         for word in words:
             if word == " ":
                 close()
                 negated_run = False
+                last_product, both, clause_start = None, False, len(out)
                 continue
+            if word in BOTH_WORDS:
+                both = True
             if word in self._negators:
                 close()
                 pending, left = word, NEGATION_WINDOW
@@ -223,8 +229,17 @@ class TextPipeline:
                         concept = rewrite.get(concept, "NOT_" + concept)
                 else:
                     negated_run = False
+                if concept in PRODUCTS:
+                    clause = len(out) > clause_start
+                    if clause and out[-1] in PRODUCTS:
+                        both = True  # 借呗花呗冻结了, 借呗和花呗不见了: the stop is both's
+                    if concept == "JIEBEI" and clause and out[-1] == "OTHER_STOPPED":
+                        out[-1] = "STOPPED"  # 用不了借呗: 借呗 is the object
+                    last_product = concept
                 if concept == "STOPPED" and _wants(out):
                     concept = "SELF_CLOSE"  # 想把借呗关了: the user wants to close it
+                elif concept == "STOPPED" and last_product in OTHER_PRODUCTS and not both:
+                    concept = "OTHER_STOPPED"  # 花呗用不了 (借呗 is fine): not our question
                 out.append(concept)
                 continue
             negated_run = False
@@ -243,6 +258,12 @@ class TextPipeline:
     def tokens(self, text: str) -> list[str]:
         """The matcher's view of a raw message."""
         return self.concepts(self.segment(self.normalise(text)))
+
+
+# Whose stop is it: the product named last before the stop word, in the same clause.
+PRODUCTS = frozenset({"JIEBEI", "HUABEI", "ONLINE_LOAN", "CREDIT_CARD", "BANK_LOAN"})
+OTHER_PRODUCTS = PRODUCTS - {"JIEBEI"}
+BOTH_WORDS = frozenset({"都", "也", "全", "全都", "一起", "同时"})
 
 
 def _wants(previous: list[str]) -> bool:

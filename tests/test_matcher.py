@@ -59,6 +59,11 @@ def test_normalise(pipeline, raw, expected):
         ("我想把借呗关了", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗被关了", {"JIEBEI", "STOPPED"}, {"SELF_CLOSE"}),
         ("没逾期，借呗被关了", {"NOT_OVERDUE", "STOPPED"}, {"NOT_STOPPED"}),
+        # whose stop it is: the product named last before it, in the same clause
+        ("我的花呗被冻结了", {"OTHER_STOPPED"}, {"STOPPED"}),
+        ("花呗逾期被关了，借呗也没了", {"OTHER_STOPPED", "STOPPED"}, set()),
+        ("借呗和花呗一起被关了", {"STOPPED"}, {"OTHER_STOPPED"}),
+        ("花呗有逾期用不了借呗", {"STOPPED"}, {"OTHER_STOPPED"}),
     ],
 )
 def test_concepts_negation_and_agency(pipeline, text, has, lacks):
@@ -146,6 +151,7 @@ NEAR_MISSES = [
     "借呗给的额度太少，有办法提高吗",
     "借呗跟花呗是一回事吗，有啥不同",
     "我从来没有借呗，怎么开通",
+    "我的花呗被冻结了，借呗倒还能用",
 ]
 
 OFF_TOPIC = ["今天天气怎么样", "推荐一部电影", "", "   ", "😀😀😀", "\x00\x01\x02"]
