@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from rapidfuzz import fuzz, process
@@ -76,8 +77,7 @@ ANSWER_KINDS = ("cause", "overview")
 VISIT_BATCH = 64
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     slug: str
     score: float
     kind: str
@@ -339,8 +339,19 @@ class Matcher:
             return []
         partial = WEIGHTS[1] * multiset + WEIGHTS[2] * distinct
         bound = partial + WEIGHTS[0] * multiset
-        entry_bound = np.maximum.reduceat(bound, bounds_at[:-1])
+        firsts = bounds_at[:-1]
+        entry_bound = np.maximum.reduceat(bound, firsts)
         ceiling = np.clip(entry_bound + adjust[entries], 0.0, 100.0)
+        # Each entry's best-bound example (first, on ties) and the bound of the next best:
+        # when the best example's exact score reaches the next bound, the entry is done.
+        sizes = np.diff(bounds_at)
+        at_max = bound == np.repeat(entry_bound, sizes)
+        head = np.flatnonzero(at_max)
+        first_max = head[np.searchsorted(head, firsts)] if len(head) else firsts
+        rest = bound.copy()
+        rest[first_max] = -1.0
+        second = np.maximum.reduceat(rest, firsts)
+        firsts_l, first_max_l, second_l = firsts.tolist(), first_max.tolist(), second.tolist()
         top: list[tuple[float, int]] = []  # (-score, entry), kept sorted
         for k in self._visiting_order(ceiling, entries):
             if entry_bound[k] <= 0:
@@ -348,17 +359,18 @@ class Matcher:
             if len(top) >= TOP_N and ceiling[k] < -top[-1][0]:
                 break
             i = int(entries[k])
-            lo, hi = int(bounds_at[k]), int(bounds_at[k + 1])
-            span = bound[lo:hi]
-            j = int(span.argmax())
-            ratio = fuzz.ratio(q.ordered, self._ordered[examples[lo + j]])
-            best = partial[lo + j] + WEIGHTS[0] * ratio
-            more = np.flatnonzero(span > best)
-            for j in more[np.argsort(-span[more], kind="stable")].tolist():
-                if span[j] <= best:
-                    break
-                ratio = fuzz.ratio(q.ordered, self._ordered[examples[lo + j]])
-                best = max(best, partial[lo + j] + WEIGHTS[0] * ratio)
+            j = first_max_l[k]
+            ratio = fuzz.ratio(q.ordered, self._ordered[int(examples[j])])
+            best = float(partial[j] + WEIGHTS[0] * ratio)
+            if second_l[k] > best:
+                lo, hi = firsts_l[k], int(bounds_at[k + 1])
+                span = bound[lo:hi]
+                more = np.flatnonzero(span > best)
+                for m in more[np.argsort(-span[more], kind="stable")].tolist():
+                    if span[m] <= best:
+                        break
+                    ratio = fuzz.ratio(q.ordered, self._ordered[int(examples[lo + m])])
+                    best = max(best, float(partial[lo + m] + WEIGHTS[0] * ratio))
             score = min(max(best + adjust[i], 0.0), 100.0) if best > 0 else 0.0
             top.append((-score, i))
             top.sort()
