@@ -73,6 +73,8 @@ FALLBACK_GAP = 12.0
 RARE_SHARE = 0.15
 COMMON_SHARE = 0.4
 ANSWER_KINDS = ("cause", "overview")
+# Up to this many examples, per-entry best and runner-up bounds are found in one pass.
+PRECOMPUTE_MAX_EXAMPLES = 5000
 # Entries ordered by partition first when visiting a large base (see _visiting_order).
 VISIT_BATCH = 64
 
@@ -342,16 +344,18 @@ class Matcher:
         firsts = bounds_at[:-1]
         entry_bound = np.maximum.reduceat(bound, firsts)
         ceiling = np.clip(entry_bound + adjust[entries], 0.0, 100.0)
-        # Each entry's best-bound example (first, on ties) and the bound of the next best:
-        # when the best example's exact score reaches the next bound, the entry is done.
-        sizes = np.diff(bounds_at)
-        at_max = bound == np.repeat(entry_bound, sizes)
-        head = np.flatnonzero(at_max)
-        first_max = head[np.searchsorted(head, firsts)] if len(head) else firsts
-        rest = bound.copy()
-        rest[first_max] = -1.0
-        second = np.maximum.reduceat(rest, firsts)
-        firsts_l, first_max_l, second_l = firsts.tolist(), first_max.tolist(), second.tolist()
+        # On a small base, each entry's best-bound example (first, on ties) and the bound of
+        # its runner-up, in one vectorised pass: most visits then score one example. On a
+        # large base few entries are visited, so that is found per visit instead.
+        small = len(bound) <= PRECOMPUTE_MAX_EXAMPLES
+        if small:
+            sizes = np.diff(bounds_at)
+            head = np.flatnonzero(bound == np.repeat(entry_bound, sizes))
+            first_max = head[np.searchsorted(head, firsts)]
+            rest = bound.copy()
+            rest[first_max] = -1.0
+            first_max_l = first_max.tolist()
+            second_l = np.maximum.reduceat(rest, firsts).tolist()
         top: list[tuple[float, int]] = []  # (-score, entry), kept sorted
         for k in self._visiting_order(ceiling, entries):
             if entry_bound[k] <= 0:
@@ -359,11 +363,14 @@ class Matcher:
             if len(top) >= TOP_N and ceiling[k] < -top[-1][0]:
                 break
             i = int(entries[k])
-            j = first_max_l[k]
+            lo, hi = int(bounds_at[k]), int(bounds_at[k + 1])
+            if small:
+                j, runner_up = first_max_l[k], second_l[k]
+            else:
+                j, runner_up = lo + int(bound[lo:hi].argmax()), 100.0
             ratio = fuzz.ratio(q.ordered, self._ordered[int(examples[j])])
             best = float(partial[j] + WEIGHTS[0] * ratio)
-            if second_l[k] > best:
-                lo, hi = firsts_l[k], int(bounds_at[k + 1])
+            if runner_up > best:
                 span = bound[lo:hi]
                 more = np.flatnonzero(span > best)
                 for m in more[np.argsort(-span[more], kind="stable")].tolist():
