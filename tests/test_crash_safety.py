@@ -440,6 +440,10 @@ def test_concurrent_writers_lose_no_edit(setup, tmp_path, pipeline):
     kb.store.close()
 
 
+# At most this many edits race the import (an entry holds at most 1,000 examples).
+EDITS_DURING_IMPORT = 500
+
+
 def test_kb_import_while_the_bot_edits(setup, tmp_path, pipeline):
     """The CLI imports a large document while the bot's admin adds examples: the edits
     before the import are replaced by it (and recorded), those after it land in the new
@@ -460,8 +464,12 @@ def test_kb_import_while_the_bot_edits(setup, tmp_path, pipeline):
         stderr=subprocess.PIPE,
     )
     added, after_cli = 0, 0
-    while after_cli < 5 and added < 20_000:
+    while after_cli < 5:
         running = cli.poll() is None
+        if running and added >= EDITS_DURING_IMPORT:
+            # A slow machine: stay under the entry's example limit, let the import finish.
+            cli.wait(120)
+            continue
         store.add_example("overview", f"并发-{added}", actor=ADMIN_ACTOR)
         added += 1
         after_cli += not running
