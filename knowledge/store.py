@@ -126,6 +126,18 @@ class Change:
     undone: bool
 
 
+def _question_row(text: str, intent: str | None, score: float) -> dict[str, Any]:
+    return {
+        "at": time.time(),
+        # A lone surrogate (JSON allows "\ud800") cannot be stored as UTF-8: keep a "?".
+        "text": text[:500].encode("utf-8", "replace").decode("utf-8"),
+        "intent": intent,
+        "score": score,
+        "matched": int(intent is not None),
+        "assigned": None,
+    }
+
+
 def _change(r: dict[str, Any]) -> Change:
     return Change(
         r["id"],
@@ -464,35 +476,15 @@ class Store:
     # -- questions and feedback -----------------------------------------------------------
 
     def log_question(self, text: str, intent: str | None, score: float) -> int:
-        # A lone surrogate (JSON allows "\ud800") cannot be stored as UTF-8: keep a "?".
-        text = text[:500].encode("utf-8", "replace").decode("utf-8")
+        """Store one answered question now; returns its id (see ``queue_question``)."""
+        self.flush_questions()  # keep ids in the order the questions came
         with self._lock, self._tx():
-            return (
-                self.db["questions"]
-                .insert(
-                    {
-                        "at": time.time(),
-                        "text": text,
-                        "intent": intent,
-                        "score": score,
-                        "matched": int(intent is not None),
-                        "assigned": None,
-                    }
-                )
-                .last_pk
-            )
+            return self.db["questions"].insert(_question_row(text, intent, score)).last_pk
 
     def queue_question(self, text: str, intent: str | None, score: float) -> None:
         """Like ``log_question``, written later in a batch (``flush_questions``): keeps a
         SQLite commit off every answer. Reads of questions flush first."""
-        row = {
-            "at": time.time(),
-            "text": text[:500].encode("utf-8", "replace").decode("utf-8"),
-            "intent": intent,
-            "score": score,
-            "matched": int(intent is not None),
-            "assigned": None,
-        }
+        row = _question_row(text, intent, score)
         with self._pending_lock:
             self._pending.append(row)
             full = len(self._pending) >= QUESTION_BATCH
