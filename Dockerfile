@@ -19,6 +19,12 @@ FROM python:3.11-slim AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# A C compiler for the matcher's compiled search (knowledge/_scan.c), in this stage only.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /src
 
 # The dependency list comes from pyproject.toml alone, so this layer and the next are
@@ -28,8 +34,9 @@ RUN python -c "import pathlib, tomllib; deps = tomllib.loads(pathlib.Path('pypro
     && pip wheel --wheel-dir /wheels/deps --requirement requirements.txt \
     && cp requirements.txt /wheels/requirements.txt
 
-# The project itself, as a wheel (the shipped entries and lexicon are package data).
-COPY README.md ./
+# The project itself, as a wheel (the shipped entries and lexicon are package data, and
+# setup.py compiles knowledge/_scan.c into it).
+COPY README.md setup.py ./
 COPY bot ./bot
 COPY knowledge ./knowledge
 RUN pip wheel --no-deps --wheel-dir /wheels/app .
@@ -68,7 +75,8 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 # The project, without dependencies (all installed above); pip check proves the set whole.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --no-deps /wheels/app/*.whl \
-    && pip check
+    && pip check \
+    && python -c "import knowledge._scan"
 
 # The bot segments with rjieba (no cache needed). jieba, the segmenter of record and the
 # fallback (JIEBEI_SEGMENTER=jieba), builds a dictionary cache on first use (a couple of

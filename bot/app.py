@@ -436,6 +436,12 @@ def run_bot(
     :class:`RetryingRequest` (the answers).
     """
     app = build_application(settings, kb)
+    if kb.matcher.engine != "compiled":
+        log.warning(
+            "matching with the %s scorer: knowledge._scan was not built at install time "
+            "(no C compiler?); same answers, several times slower",
+            kb.matcher.engine,
+        )
     if webhook_url:
         app.run_webhook(
             listen=listen,

@@ -19,7 +19,8 @@ What is measured, in this order:
    messages.
 
 ``--json`` prints one object: ``quick``, ``cpu_count``, ``cpus_usable``, ``python``,
-``segmenter`` (the text pipeline's backend), ``messages``, ``repetitions``, ``jieba`` and
+``segmenter`` (the text pipeline's backend), ``scorer`` (the matcher's engine: compiled,
+numpy or exhaustive), ``messages``, ``repetitions``, ``jieba`` and
 ``seeded`` (``mean_us``, ``p50_us``, ``p99_us``; ``seeded`` adds ``entries``, ``examples``,
 ``indexed``, ``jieba_mean_us``, ``ratio``), ``curve`` (one such object per generated base,
 plus ``build_s``, ``exhaustive_mean_us``, ``rebuild_s``), ``updates`` (``count``,
@@ -702,6 +703,7 @@ def measure(quick: bool) -> dict[str, Any]:
         _progress("seeded knowledge base: cost per message")
         seeded_db = work / "seeded.db"
         kb = KnowledgeBase(Store(seeded_db), pipeline)
+        result["scorer"] = kb.matcher.engine
         jieba_stats, seeded = versus_jieba(kb.match, messages, plan.repetitions)
         seeded = {
             "entries": len(kb.entries()),
@@ -809,7 +811,7 @@ def render(result: dict[str, Any]) -> str:
         f"jiebei-bot bench{' --quick' if result['quick'] else ''}: "
         f"os.cpu_count()={result['cpu_count']}, usable cores "
         f"(sched_getaffinity)={result['cpus_usable']}, Python {result['python']}, "
-        f"segmenter {result.get('segmenter', 'jieba')}",
+        f"segmenter {result.get('segmenter', 'jieba')}, scorer {result.get('scorer', '?')}",
         f"{result['messages']} messages x {result['repetitions']} repetitions, "
         "time.perf_counter_ns per message, after a warm-up",
     ]

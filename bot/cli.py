@@ -214,7 +214,7 @@ def health() -> None:
     m = kb.match("花呗逾期了借呗用不了")
     if not kb.entries() or not m.candidates:
         raise CliError("the matcher returned nothing")
-    click.echo(f"ok: {len(kb.entries())} entries")
+    click.echo(f"ok: {len(kb.entries())} entries, {kb.matcher.engine} scorer")
 
 
 @cli.command()

@@ -33,6 +33,7 @@ test checks.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -42,6 +43,13 @@ from rapidfuzz import fuzz, process
 
 from knowledge.entries import Entry
 from knowledge.text import TextPipeline
+
+try:  # the compiled top-N search (knowledge/_scan.c); optional, see setup.py
+    from knowledge import _scan
+except ImportError:  # pragma: no cover - only without a C compiler at install time
+    _scan = None
+
+COMPILED_AVAILABLE = _scan is not None
 
 THRESHOLD = 55.0
 # The bar when the entry's keywords are in the message: the evidence is there, so a long or
@@ -73,6 +81,9 @@ FALLBACK_GAP = 12.0
 RARE_SHARE = 0.15
 COMMON_SHARE = 0.4
 ANSWER_KINDS = ("cause", "overview")
+# Added to every bound: where the ordered ratio equals the multiset overlap, the exact score
+# and its bound are equal in real numbers but may differ by an ulp in floating point.
+BOUND_SLACK = 1e-9
 # Up to this many examples, per-entry best and runner-up bounds are found in one pass.
 PRECOMPUTE_MAX_EXAMPLES = 5000
 # Entries ordered by partition first when visiting a large base (see _visiting_order).
@@ -136,7 +147,13 @@ class Matcher:
         evidence_threshold: float = EVIDENCE_THRESHOLD,
         margin: float = MARGIN,
         use_index: bool = True,
+        compiled: bool | None = None,
     ) -> None:
+        """``use_index=False`` scores every example (the reference); otherwise the index is
+        searched by the compiled kernel when it is built (``compiled=None``), always
+        (``True``: ImportError without it) or never (``False``: the numpy path)."""
+        if compiled and _scan is None:
+            raise ImportError("knowledge._scan is not built (no C compiler at install time?)")
         self.pipeline = pipeline
         self.threshold = threshold
         self.evidence_threshold = evidence_threshold
@@ -144,11 +161,20 @@ class Matcher:
         self.use_index = use_index
         self.entries = {e.slug: e for e in entries}
         self._stop_signals = frozenset(pipeline.lexicon.stop_signals)
-        self._compile(list(entries))
+        self._scan: object | None = None
+        self._scan_lock = threading.Lock()  # a compiled Index keeps scratch arrays
+        self._compile(list(entries), use_index and compiled is not False and _scan is not None)
+
+    @property
+    def engine(self) -> str:
+        """How messages are scored: ``compiled``, ``numpy`` (both indexed) or ``exhaustive``."""
+        if not self.use_index:
+            return "exhaustive"
+        return "compiled" if self._scan is not None else "numpy"
 
     # -- building -------------------------------------------------------------------------
 
-    def _compile(self, entries: list[Entry]) -> None:
+    def _compile(self, entries: list[Entry], compiled: bool) -> None:
         ids: dict[str, int] = {}
         token_lists: list[list[int]] = []
         owner: list[int] = []
@@ -197,6 +223,22 @@ class Matcher:
         self._post_ex = [np.fromiter(p.keys(), dtype=np.intp, count=len(p)) for p in post]
         self._post_n = [np.fromiter(p.values(), dtype=np.float64, count=len(p)) for p in post]
         self._post_max = [max(p.values(), default=0) for p in post]
+        if compiled:
+            sizes = [len(p) for p in post]
+            self._scan = _scan.Index(
+                post_start=np.cumsum([0, *sizes], dtype=np.int64),
+                post_example=np.concatenate([*self._post_ex, np.empty(0, np.intp)]).astype(
+                    np.int32
+                ),
+                post_weight=np.concatenate([*self._post_n, np.empty(0)]).astype(np.int32),
+                length=self._length.astype(np.int32),
+                distinct=self._distinct.astype(np.int32),
+                owner=self._owner.astype(np.int32),
+                entry_start=self._starts.astype(np.int64),
+                ordered=self._ordered,
+                ratio=fuzz.ratio,
+                weights=WEIGHTS,
+            )
         self._has_examples = np.diff(np.asarray([*starts, len(token_lists)])) > 0
         self._all_examples = np.arange(len(token_lists))
         self._full_entries = np.flatnonzero(self._has_examples)
@@ -340,7 +382,7 @@ class Matcher:
         if not len(entries) or not len(examples):
             return []
         partial = WEIGHTS[1] * multiset + WEIGHTS[2] * distinct
-        bound = partial + WEIGHTS[0] * multiset
+        bound = partial + WEIGHTS[0] * multiset + BOUND_SLACK
         firsts = bounds_at[:-1]
         entry_bound = np.maximum.reduceat(bound, firsts)
         ceiling = np.clip(entry_bound + adjust[entries], 0.0, 100.0)
@@ -358,7 +400,7 @@ class Matcher:
             second_l = np.maximum.reduceat(rest, firsts).tolist()
         top: list[tuple[float, int]] = []  # (-score, entry), kept sorted
         for k in self._visiting_order(ceiling, entries):
-            if entry_bound[k] <= 0:
+            if entry_bound[k] <= BOUND_SLACK:  # no example shares a token
                 continue
             if len(top) >= TOP_N and ceiling[k] < -top[-1][0]:
                 break
@@ -390,7 +432,11 @@ class Matcher:
         adjust, evidence = self._adjustments(q.present)
         if not q.ids:
             return [], evidence
-        if self.use_index:
+        if self.use_index and self._scan is not None:
+            with self._scan_lock:
+                found = self._scan.top(q.ids, q.counts, q.length, adjust, q.ordered, TOP_N)
+            top = [(i, s) for s, i in found]
+        elif self.use_index:
             multiset, distinct = self._overlaps(q)
             found = self._top_indexed(q, multiset, distinct, adjust)
             top = [(i, -neg) for neg, i in found]

@@ -35,6 +35,7 @@ def test_bench_quick_json_reports_every_figure(tmp_path, monkeypatch) -> None:
     assert report["quick"] is True
     assert report["cpu_count"] >= 1 and report["cpus_usable"] >= 1
     assert report["messages"] >= 150
+    assert report["scorer"] == "compiled"
     assert all(positive(report["jieba"][k]) for k in STATS)
     assert all(k in report["seeded"] for k in BASE_KEYS)
     assert all(positive(report["seeded"][k]) for k in (*STATS, "ratio", "entries"))
@@ -106,11 +107,12 @@ def disagreement(indexed: Match, exhaustive: Match) -> str | None:
     return None
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
 @pytest.mark.parametrize("generated", [0, 400])
-def test_indexed_and_exhaustive_matching_agree(pipeline, generated) -> None:
+def test_indexed_and_exhaustive_matching_agree(pipeline, generated, compiled) -> None:
     doc = generated_document(len(shipped_entries()) + generated, pipeline.lexicon.concepts)
     entries = parse_document(json.dumps(doc, ensure_ascii=False))
-    indexed = Matcher(entries, pipeline, use_index=True)
+    indexed = Matcher(entries, pipeline, compiled=compiled)
     exhaustive = Matcher(entries, pipeline, use_index=False)
     texts = phrasings()
     assert len(texts) >= 300

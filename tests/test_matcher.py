@@ -206,7 +206,10 @@ def test_close_causes_are_ambiguous(pipeline):
     assert not m.match("身份证过期，借呗关了").ambiguous
 
 
-def test_indexed_scoring_equals_exhaustive(pipeline, matcher):
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+def test_indexed_scoring_equals_exhaustive(pipeline, compiled):
+    matcher = Matcher(shipped_entries(), pipeline, compiled=compiled)
+    assert matcher.engine == ("compiled" if compiled else "numpy")
     exhaustive = Matcher(shipped_entries(), pipeline, use_index=False)
     texts = [row["text"] for row in read_labelled(DATA / "validation.jsonl")]
     texts += [text for text, _ in CASES] + NEAR_MISSES + OFF_TOPIC

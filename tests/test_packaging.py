@@ -257,7 +257,15 @@ def test_env_example_is_a_valid_configuration_without_secrets(tmp_path):
 # --- (d) what the image runs, in a fresh virtual environment --------------------------------
 
 # The files the Dockerfile copies into its builder.
-IMAGE_SOURCES = ("pyproject.toml", "README.md", "bot", "knowledge")
+def image_sources() -> list[str]:
+    """What the Dockerfile copies from the build context (the wheel is built from these)."""
+    out: list[str] = []
+    for keyword, args in instructions():
+        if keyword == "COPY" and "--from" not in args:
+            out += [a for a in args.split() if not a.startswith("--")][:-1]
+    return out
+
+
 OUR_VARIABLES = (
     "TELEGRAM_BOT_TOKEN",
     "ADMIN_IDS",
@@ -298,10 +306,12 @@ def test_installed_wheel_runs_what_the_image_runs(tmp_path):
     the HEALTHCHECK, one question, and CMD without a token."""
     src = tmp_path / "src"
     src.mkdir()
-    for name in IMAGE_SOURCES:
+    sources = image_sources()
+    assert {"pyproject.toml", "setup.py", "bot", "knowledge"} <= set(sources), sources
+    for name in sources:
         path = ROOT / name
-        if path.is_dir():
-            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        if path.is_dir():  # as .dockerignore: no caches, no extension built in place
+            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
         elif path.exists():
             shutil.copy2(path, src / name)
     base_env = {k: v for k, v in os.environ.items() if k not in OUR_VARIABLES}
@@ -371,6 +381,7 @@ def test_installed_wheel_runs_what_the_image_runs(tmp_path):
     health = _run([cli, "health"], env=env, cwd=work)
     assert health.returncode == 0, health.stdout + health.stderr
     assert health.stdout.startswith("ok"), health.stdout
+    assert "compiled scorer" in health.stdout, health.stdout  # the wheel carries knowledge._scan
     assert (tmp_path / "data" / "knowledge.db").is_file()
 
     question = "花呗逾期了借呗用不了"

@@ -1,0 +1,20 @@
+"""The one thing pyproject.toml cannot declare stably: the compiled part of the matcher.
+
+``knowledge/_scan.c`` is the matcher's top-N search (see knowledge/matcher.py). It is
+optional: without a C compiler the install still succeeds and the matcher falls back to its
+numpy path, which gives the same answers, slower (``jiebei-bot health`` says which is used).
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "knowledge._scan",
+            sources=["knowledge/_scan.c"],
+            # Same floating-point operations as the numpy scorer: no fused multiply-add.
+            extra_compile_args=["-O2", "-ffp-contract=off"],
+            optional=True,
+        )
+    ]
+)

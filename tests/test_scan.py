@@ -1,0 +1,203 @@
+"""The compiled top-N search (knowledge/_scan.c) against the numpy and exhaustive scorers.
+
+The compiled kernel must give the exhaustive scorer's answer to the bit: the same entries,
+the same scores, the same order (ties: the lower entry first). Hypothesis builds small random
+knowledge bases from domain words and asks them random questions; every engine must agree.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from knowledge.entries import Entry, shipped_entries
+from knowledge.matcher import COMPILED_AVAILABLE, TOP_N, WEIGHTS, Matcher
+
+# Words the lexicon maps to concepts, plain content words, negators, and a few words that no
+# example will have: enough overlap between entries for ties and close calls.
+WORDS = [
+    "借呗", "花呗", "逾期", "关闭", "用不了", "额度", "身份证", "过期", "没有", "不",
+    "手机号", "换了", "网商贷", "信用卡", "征信", "查询", "频繁", "wifi", "公共", "账户",
+    "冻结", "实名", "芝麻分", "下降", "套现", "还款", "利息", "想", "关掉", "为什么",
+    "突然", "怎么办", "上个月", "朋友", "工作", "收入", "外卖", "天气", "电影", "了",
+]  # fmt: skip
+
+phrase = st.lists(st.sampled_from(WORDS), min_size=1, max_size=8).map("".join)
+entry_examples = st.lists(phrase, min_size=1, max_size=6)
+kinds = st.sampled_from(["cause", "cause", "overview", "redirect", "smalltalk"])
+
+
+def build(
+    pipeline, examples: list[list[str]], entry_kinds: list[str], compiled, keywords: bool = True
+) -> Matcher:
+    entries = [
+        Entry(
+            slug=f"e{i}",
+            title=f"条目{i}",
+            kind=kind,
+            examples=tuple(phrases),
+            keywords=(phrases[0][:2],) if keywords and i % 3 == 0 else (),
+        )
+        for i, (phrases, kind) in enumerate(zip(examples, entry_kinds, strict=True))
+    ]
+    if compiled is None:
+        return Matcher(entries, pipeline, use_index=False)
+    return Matcher(entries, pipeline, compiled=compiled)
+
+
+def top(matcher: Matcher, text: str) -> list[tuple[int, float]]:
+    found, _ = matcher.scores(matcher.pipeline.tokens(text))
+    return [(int(i), float(s)) for i, s in found]
+
+
+def test_the_compiled_kernel_is_built_and_used_by_default(pipeline):
+    """The install builds it (setup.py); a silent fallback to numpy would show here."""
+    assert COMPILED_AVAILABLE
+    assert Matcher(shipped_entries(), pipeline).engine == "compiled"
+    assert Matcher(shipped_entries(), pipeline, compiled=False).engine == "numpy"
+    assert Matcher(shipped_entries(), pipeline, use_index=False).engine == "exhaustive"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    examples=st.lists(entry_examples, min_size=1, max_size=12),
+)
+def test_every_engine_gives_the_same_top_entries_and_scores(pipeline, data, examples):
+    entry_kinds = data.draw(st.lists(kinds, min_size=len(examples), max_size=len(examples)))
+    queries = data.draw(st.lists(phrase, min_size=1, max_size=8))
+    compiled = build(pipeline, examples, entry_kinds, True)
+    numpy_path = build(pipeline, examples, entry_kinds, False)
+    exhaustive = build(pipeline, examples, entry_kinds, None)
+    for text in [*queries, examples[0][0]]:
+        expected = top(exhaustive, text)
+        assert top(compiled, text) == expected, text
+        assert top(numpy_path, text) == expected, text
+        assert len(expected) <= TOP_N
+
+
+def test_ties_go_to_the_lower_entry(pipeline):
+    """Identical entries score identically; the first ones fill the top, in order."""
+    same = [["花呗逾期借呗关闭"]] * (TOP_N + 3)
+    compiled = build(pipeline, same, ["cause"] * len(same), True, keywords=False)
+    exhaustive = build(pipeline, same, ["cause"] * len(same), None, keywords=False)
+    found = top(compiled, "花呗逾期了借呗关闭")
+    assert [i for i, _ in found] == list(range(TOP_N))
+    assert len({s for _, s in found}) == 1
+    assert found == top(exhaustive, "花呗逾期了借呗关闭")
+
+
+def test_matching_from_many_threads_gives_the_sequential_answers(pipeline):
+    matcher = Matcher(shipped_entries(), pipeline)
+    texts = [p for e in shipped_entries() for p in e.examples[:12]]
+    expected = [matcher.match(t) for t in texts]
+    results: dict[int, list] = {}
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            results[k] = [matcher.match(t) for t in texts]
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for k in range(4):
+        assert results[k] == expected
+
+
+# -- the extension's own argument checks: bad input is refused, never a crash --------------
+
+
+def index_args(**changes):
+    from rapidfuzz import fuzz
+
+    args = {
+        "post_start": np.asarray([0, 2, 3], dtype=np.int64),
+        "post_example": np.asarray([0, 1, 1], dtype=np.int32),
+        "post_weight": np.asarray([1, 1, 2], dtype=np.int32),
+        "length": np.asarray([1, 3], dtype=np.int32),
+        "distinct": np.asarray([1, 2], dtype=np.int32),
+        "owner": np.asarray([0, 1], dtype=np.int32),
+        "entry_start": np.asarray([0, 1, 2], dtype=np.int64),
+        "ordered": ["a", "abb"],
+        "ratio": fuzz.ratio,
+        "weights": WEIGHTS,
+    }
+    args.update(changes)
+    return args
+
+
+def test_a_consistent_index_answers():
+    from knowledge import _scan
+
+    index = _scan.Index(**index_args())
+    adjust = np.zeros(2)
+    found = index.top([0, 1], [1, 2], 3, adjust, "abb", 5)
+    assert [i for _, i in found] == [1, 0]
+    assert found[0][0] == pytest.approx(100.0)
+    assert index.top([], [], 0, adjust, "", 5) == []
+    assert len(index.top([0], [1], 1, adjust, "a", 1)) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"post_start": np.asarray([0, 2, 4], dtype=np.int64)}, ValueError),
+        ({"post_start": np.asarray([0, 3, 2, 3], dtype=np.int64)}, ValueError),
+        ({"post_example": np.asarray([0, 1, 7], dtype=np.int32)}, ValueError),
+        ({"post_weight": np.asarray([1, 0, 2], dtype=np.int32)}, ValueError),
+        ({"owner": np.asarray([1, 0], dtype=np.int32)}, ValueError),
+        ({"entry_start": np.asarray([0, 2, 1], dtype=np.int64)}, ValueError),
+        ({"ordered": ["a"]}, ValueError),
+        ({"ordered": ["a", 3]}, TypeError),
+        ({"length": np.asarray([1, 3], dtype=np.int64)}, TypeError),
+        ({"ratio": "not callable"}, TypeError),
+    ],
+)
+def test_an_inconsistent_index_is_refused(changes, error):
+    from knowledge import _scan
+
+    with pytest.raises(error):
+        _scan.Index(**index_args(**changes))
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (([5], [1], 1, np.zeros(2), "a", 5), IndexError),
+        (([-1], [1], 1, np.zeros(2), "a", 5), IndexError),
+        (([0], [1, 2], 1, np.zeros(2), "a", 5), TypeError),
+        (([0], [1], 1, np.zeros(3), "a", 5), TypeError),
+        (([0], [1], 1, np.zeros(2, dtype=np.float32), "a", 5), TypeError),
+        (([0], [1], 1, np.zeros(2), b"a", 5), TypeError),
+        (([0], [1], -1, np.zeros(2), "a", 5), TypeError),
+        (([0], [1], 1, np.zeros(2), "a"), TypeError),
+    ],
+)
+def test_bad_arguments_to_top_are_refused(args, error):
+    from knowledge import _scan
+
+    index = _scan.Index(**index_args())
+    with pytest.raises(error):
+        index.top(*args)
+    assert index.top([0], [1], 1, np.zeros(2), "a", 5)  # still answers
+
+
+def test_an_error_in_the_ratio_callback_propagates():
+    from knowledge import _scan
+
+    def broken(a: str, b: str) -> float:
+        raise RuntimeError("boom")
+
+    index = _scan.Index(**index_args(ratio=broken))
+    with pytest.raises(RuntimeError, match="boom"):
+        index.top([0], [1], 1, np.zeros(2), "a", 5)
