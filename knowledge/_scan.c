@@ -8,6 +8,17 @@
  * top N. The ordered ratio of a visited example is rapidfuzz's: ``ratio(query, example)`` is
  * called back, so rapidfuzz stays the scorer of record.
  *
+ * Common tokens (MaxScore, after Turtle and Flood 1995). On a large base the words every
+ * question has (借呗, 用不了) are in a third of all examples, and reading their postings was
+ * most of the cost. So the most common query tokens start out "non-essential": only examples
+ * with at least one rarer token are candidates, and a candidate's overlap with the common
+ * tokens is read from a dense per-token array instead. An example made of common tokens only
+ * can score at most ``common_bound`` (below); if that, plus the largest adjustment of any
+ * entry, is below the N-th score found among the candidates, no such example can enter the
+ * top N and the answer is exact. Otherwise the rarest common token becomes essential, its
+ * postings are read, and the search runs again; in the end every token may be essential,
+ * which is the plain search.
+ *
  * Floating point: every score is computed with the same operations in the same order as the
  * exhaustive numpy scorer (Matcher with use_index=False), so the results are identical to
  * the bit; a test compares them. Build with -ffp-contract=off so that no a*b+c is fused.
@@ -17,8 +28,10 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 /* A bound is the exact score's ceiling in real numbers; in floating point, when the ordered
@@ -42,9 +55,20 @@ typedef struct {
     int32_t entry;
 } Ceiling;
 
-/* Examples are scanned in blocks of this many, so that the scratch of a block stays in
- * cache between accumulating its overlaps and reading them back. */
-#define BLOCK 8192
+/* Dense arrays for at most this many of the most common tokens, those in at least
+ * 1/DENSE_SHARE of the examples; only on a base of at least ``skip_from`` examples. */
+#define MAX_DENSE 32
+#define DENSE_SHARE 32
+
+/* A query token, as the search sees it. */
+typedef struct {
+    int64_t df;        /* examples that have the token (its postings) */
+    int32_t token;
+    int32_t cap;       /* the query's weighted count of it */
+    int32_t dense;     /* its dense array, or -1 */
+    int16_t read;      /* its postings have been read (it is essential) */
+    int16_t counted;   /* it was common: every example touched so far includes it */
+} QueryToken;
 
 typedef struct {
     PyObject_HEAD
@@ -56,14 +80,14 @@ typedef struct {
     int32_t max_length, max_distinct;
     int64_t *entry_start;   /* n_entries + 1: examples of entry i are [entry_start[i], entry_start[i+1]) */
     double w_ordered, w_multiset, w_set;
-    PyObject *ordered;      /* list of str: each example's ordered string */
+    PyObject *ordered;      /* tuple of str: each example's ordered string */
     PyObject *ratio;        /* rapidfuzz.fuzz.ratio */
     /* scratch, reused by every call */
     uint32_t epoch;
     double *per_length;     /* max_length + 1: 200 / (query length + example length) */
     double *per_distinct;   /* max_distinct + 1: 200 / (query distinct + example distinct) */
-    int32_t *touched;       /* BLOCK: touched examples of the current block */
-    int64_t *cursor;        /* per query token: its next posting */
+    int32_t *touched;       /* n_examples: touched examples, in order of first touch */
+    uint32_t en_epoch;      /* entry stamps are per round, not per query */
     uint32_t *en_stamp;     /* n_entries */
     double *en_bound;       /* n_entries: best bound of the entry's touched examples */
     Ceiling *heap;          /* n_entries: touched entries, a max-heap by ceiling */
@@ -71,6 +95,13 @@ typedef struct {
     double *cand_partial;
     int32_t *cand_example;
     Py_ssize_t max_entry_size;
+    /* common tokens: dense_slot[t] is token t's row in dense (n_examples weights), or -1 */
+    Py_ssize_t skip_from;
+    int32_t *dense_slot;
+    uint8_t *dense;
+    int n_dense;
+    int last_rounds;        /* searches the last query took (1: common tokens skipped at once) */
+    int ready;              /* __init__ completed */
 } Index;
 
 static void *copy_buffer(PyObject *obj, const char *name, Py_ssize_t itemsize, Py_ssize_t *count)
@@ -109,7 +140,8 @@ static void Index_dealloc(Index *self)
     PyMem_Free(self->en_stamp);
     PyMem_Free(self->en_bound);
     PyMem_Free(self->heap);
-    PyMem_Free(self->cursor);
+    PyMem_Free(self->dense_slot);
+    PyMem_Free(self->dense);
     PyMem_Free(self->cand_bound);
     PyMem_Free(self->cand_partial);
     PyMem_Free(self->cand_example);
@@ -127,14 +159,16 @@ static void Index_dealloc(Index *self)
 static int Index_init(Index *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"post_start", "post_example", "post_weight", "length", "distinct",
-                             "owner", "entry_start", "ordered", "ratio", "weights", NULL};
+                             "owner", "entry_start", "ordered", "ratio", "weights",
+                             "skip_from", NULL};
     PyObject *a_post_start, *a_post_example, *a_post_weight, *a_length, *a_distinct, *a_owner,
         *a_entry_start, *ordered, *ratio;
     double w_ordered, w_multiset, w_set;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOO!O(ddd)", kwlist, &a_post_start,
+    Py_ssize_t skip_from = 4096;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOO!O(ddd)|n", kwlist, &a_post_start,
                                      &a_post_example, &a_post_weight, &a_length, &a_distinct,
                                      &a_owner, &a_entry_start, &PyList_Type, &ordered, &ratio,
-                                     &w_ordered, &w_multiset, &w_set))
+                                     &w_ordered, &w_multiset, &w_set, &skip_from))
         return -1;
     if (self->post_start != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Index is already initialised");
@@ -236,20 +270,66 @@ static int Index_init(Index *self, PyObject *args, PyObject *kwds)
     self->w_ordered = w_ordered;
     self->w_multiset = w_multiset;
     self->w_set = w_set;
-    Py_INCREF(ordered);
-    self->ordered = ordered;
+    /* A tuple of its own: nobody can change it under the search. */
+    self->ordered = PyList_AsTuple(ordered);
+    if (self->ordered == NULL)
+        return -1;
     Py_INCREF(ratio);
     self->ratio = ratio;
     ALLOC(self->per_length, self->max_length + 1);
     ALLOC(self->per_distinct, self->max_distinct + 1);
-    /* One spare slot each: the search writes a candidate before it knows whether to keep it. */
-    ALLOC(self->touched, BLOCK + 1);
+    ALLOC(self->touched, n_length);
     ALLOC(self->en_stamp, self->n_entries);
     ALLOC(self->en_bound, self->n_entries);
     ALLOC(self->heap, self->n_entries + 1);
     ALLOC(self->cand_bound, max_size);
     ALLOC(self->cand_partial, max_size);
     ALLOC(self->cand_example, max_size);
+
+    /* Dense arrays of the most common tokens (weights up to 255), most common first. */
+    self->skip_from = skip_from < 0 ? 0 : skip_from;
+    ALLOC(self->dense_slot, self->n_tokens);
+    for (Py_ssize_t t = 0; t < self->n_tokens; t++)
+        self->dense_slot[t] = -1;
+    if (n_length > 0 && n_length >= self->skip_from) {
+        int32_t chosen[MAX_DENSE];
+        int n_chosen = 0;
+        const int64_t min_df = n_length / DENSE_SHARE > 0 ? n_length / DENSE_SHARE : 1;
+        for (int round = 0; round < MAX_DENSE; round++) {
+            int32_t best = -1;
+            int64_t best_df = min_df - 1;
+            for (Py_ssize_t t = 0; t < self->n_tokens; t++) {
+                int64_t df = self->post_start[t + 1] - self->post_start[t];
+                if (df > best_df && self->dense_slot[t] < 0) {
+                    int light = 1;
+                    for (int64_t p = self->post_start[t]; p < self->post_start[t + 1]; p++)
+                        if (self->post_weight[p] > 255) {
+                            light = 0;
+                            break;
+                        }
+                    if (light) {
+                        best = (int32_t)t;
+                        best_df = df;
+                    }
+                }
+            }
+            if (best < 0)
+                break;
+            self->dense_slot[best] = n_chosen;
+            chosen[n_chosen++] = best;
+        }
+        self->n_dense = n_chosen;
+        if (n_chosen > 0) {
+            ALLOC(self->dense, (Py_ssize_t)n_chosen * n_length);
+            for (int c = 0; c < n_chosen; c++) {
+                uint8_t *row = self->dense + (size_t)c * (size_t)n_length;
+                for (int64_t p = self->post_start[chosen[c]]; p < self->post_start[chosen[c] + 1];
+                     p++)
+                    row[self->post_example[p]] = (uint8_t)self->post_weight[p];
+            }
+        }
+    }
+    self->ready = 1;
     return 0;
 fail:
     return -1;
@@ -286,7 +366,7 @@ static inline double clip(double x)
 /* The exact ordered ratio of one example, from rapidfuzz; -1 on error. */
 static double call_ratio(Index *self, PyObject *query, int32_t example)
 {
-    PyObject *args[2] = {query, PyList_GET_ITEM(self->ordered, example)};
+    PyObject *args[2] = {query, PyTuple_GET_ITEM(self->ordered, example)};
     PyObject *result = PyObject_Vectorcall(self->ratio, args, 2, NULL);
     if (result == NULL)
         return -1.0;
@@ -304,8 +384,121 @@ PyDoc_STRVAR(Index_top_doc,
 "query: the ordered string; n: how many entries. Entries whose score is not above 0 may\n"
 "be left out.");
 
+/* The exact TOP-n over the touched examples (those stamped with the current epoch): entries
+ * by ceiling, best first; each visited entry scored exactly over its touched examples, best
+ * bound first. Fills top_score/top_entry; returns how many, or -1 on a Python error. */
+static Py_ssize_t search(Index *self, Py_ssize_t n_touched, double qlen, double qdistinct,
+                         const double *adjust, PyObject *query, Py_ssize_t top_n,
+                         double *top_score, int32_t *top_entry)
+{
+    const uint32_t epoch = self->epoch;
+    if (++self->en_epoch == 0) { /* wrapped: forget every entry stamp */
+        memset(self->en_stamp, 0, (size_t)self->n_entries * sizeof(uint32_t));
+        self->en_epoch = 1;
+    }
+    const uint32_t en_epoch = self->en_epoch;
+    const double w_bound = self->w_multiset + self->w_ordered, w_set = self->w_set;
+    const Example *restrict ex = self->ex;
+    const int32_t *restrict touched = self->touched;
+    const double *restrict per_length = self->per_length;
+    const double *restrict per_distinct = self->per_distinct;
+    uint32_t *restrict en_stamp = self->en_stamp;
+    double *restrict en_bound = self->en_bound;
+    Ceiling *restrict heap = self->heap;
+
+    /* Each touched entry's best bound: the score an example could reach if its ordered ratio
+     * were its multiset overlap, which it never exceeds. A bound only prunes, so it may
+     * multiply by a reciprocal (within an ulp or two: far inside BOUND_SLACK); the exact
+     * scores below divide as the numpy scorer does. */
+    Py_ssize_t n_heap = 0;
+    for (Py_ssize_t k = 0; k < n_touched; k++) {
+        const Example *e = &ex[touched[k]];
+        const double bound = w_bound * (double)e->inter * per_length[e->length] +
+                             w_set * (double)e->shared * per_distinct[e->distinct] +
+                             2 * BOUND_SLACK;
+        const int32_t i = e->owner;
+        if (en_stamp[i] != en_epoch) {
+            en_stamp[i] = en_epoch;
+            en_bound[i] = bound;
+            heap[n_heap++].entry = i;
+        } else if (bound > en_bound[i]) {
+            en_bound[i] = bound;
+        }
+    }
+    for (Py_ssize_t k = 0; k < n_heap; k++) {
+        const int32_t i = heap[k].entry;
+        heap[k].ceiling = clip(en_bound[i] + adjust[i]);
+    }
+    for (Py_ssize_t k = n_heap / 2 - 1; k >= 0; k--)
+        sift_down(heap, n_heap, k);
+
+    /* Visit entries by ceiling; stop when no ceiling can reach the n-th score. */
+    Py_ssize_t n_top = 0;
+    while (n_heap > 0) {
+        const Ceiling next = heap[0];
+        const int32_t i = next.entry;
+        heap[0] = heap[--n_heap];
+        if (n_heap > 0)
+            sift_down(heap, n_heap, 0);
+        if (!(en_bound[i] > 0.0))
+            continue;
+        if (n_top >= top_n && next.ceiling < top_score[n_top - 1])
+            break;
+        /* The entry's touched examples; then by bound, best first, while a bound can beat
+         * the best exact score so far. */
+        Py_ssize_t m = 0;
+        for (int64_t j = self->entry_start[i]; j < self->entry_start[i + 1]; j++) {
+            const Example *e = &ex[j];
+            if (e->stamp != epoch)
+                continue;
+            double multiset = 200.0 * (double)e->inter / (qlen + (double)e->length);
+            double distinct = 200.0 * (double)e->shared / (qdistinct + (double)e->distinct);
+            double partial = self->w_multiset * multiset + self->w_set * distinct;
+            self->cand_partial[m] = partial;
+            self->cand_bound[m] = partial + self->w_ordered * multiset + BOUND_SLACK;
+            self->cand_example[m] = (int32_t)j;
+            m++;
+        }
+        double best = -1.0;
+        for (;;) {
+            Py_ssize_t pick = -1;
+            for (Py_ssize_t c = 0; c < m; c++)
+                if (self->cand_bound[c] > best &&
+                    (pick < 0 || self->cand_bound[c] > self->cand_bound[pick]))
+                    pick = c;
+            if (pick < 0)
+                break;
+            double ratio = call_ratio(self, query, self->cand_example[pick]);
+            if (ratio < 0.0)
+                return -1;
+            double score = self->cand_partial[pick] + self->w_ordered * ratio;
+            if (score > best)
+                best = score;
+            self->cand_bound[pick] = -1.0; /* visited */
+        }
+        double score = best > 0.0 ? clip(best + adjust[i]) : 0.0;
+        /* Insert (score, i), kept in order: higher score first, then lower entry. */
+        Py_ssize_t at = n_top;
+        while (at > 0 && (top_score[at - 1] < score ||
+                          (top_score[at - 1] == score && top_entry[at - 1] > i))) {
+            top_score[at] = top_score[at - 1];
+            top_entry[at] = top_entry[at - 1];
+            at--;
+        }
+        top_score[at] = score;
+        top_entry[at] = i;
+        if (n_top < top_n)
+            n_top++;
+    }
+    return n_top;
+}
+
 static PyObject *Index_top(Index *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    if (!self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "Index is not initialised");
+        return NULL;
+    }
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "top() takes 6 arguments");
         return NULL;
@@ -334,17 +527,17 @@ static PyObject *Index_top(Index *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *result = NULL;
     double *top_score = NULL;
     int32_t *top_entry = NULL;
+    QueryToken *q = NULL;
+    const Py_ssize_t nq = PyList_GET_SIZE(ids);
 
-    Py_ssize_t nq = PyList_GET_SIZE(ids);
-    if (++self->epoch == 0) { /* wrapped: forget every stamp */
-        for (Py_ssize_t j = 0; j < self->n_examples; j++)
-            self->ex[j].stamp = 0;
-        memset(self->en_stamp, 0, (size_t)self->n_entries * sizeof(uint32_t));
-        self->epoch = 1;
+    top_score = PyMem_Malloc((size_t)(top_n + 1) * sizeof(double));
+    top_entry = PyMem_Malloc((size_t)(top_n + 1) * sizeof(int32_t));
+    q = PyMem_Malloc((size_t)(nq > 0 ? nq : 1) * sizeof(QueryToken));
+    if (top_score == NULL || top_entry == NULL || q == NULL) {
+        PyErr_NoMemory();
+        goto done;
     }
-    const uint32_t epoch = self->epoch;
-
-    /* The query tokens, checked; each one's postings are read through a cursor. */
+    /* The query tokens, checked, most common first (ties: lower token first). */
     for (Py_ssize_t k = 0; k < nq; k++) {
         Py_ssize_t t = PyLong_AsSsize_t(PyList_GET_ITEM(ids, k));
         long count = PyLong_AsLong(PyList_GET_ITEM(counts, k));
@@ -358,157 +551,110 @@ static PyObject *Index_top(Index *self, PyObject *const *args, Py_ssize_t nargs)
             PyErr_SetString(PyExc_ValueError, "token counts must be positive");
             goto done;
         }
+        QueryToken item = {self->post_start[t + 1] - self->post_start[t], (int32_t)t,
+                           count < INT32_MAX ? (int32_t)count : INT32_MAX, self->dense_slot[t],
+                           0, 0};
+        Py_ssize_t at = k;
+        while (at > 0 && (q[at - 1].df < item.df ||
+                          (q[at - 1].df == item.df && q[at - 1].token > item.token))) {
+            q[at] = q[at - 1];
+            at--;
+        }
+        q[at] = item;
     }
-    PyMem_Free(self->cursor);
-    self->cursor = PyMem_Malloc((size_t)(nq > 0 ? nq : 1) * 3 * sizeof(int64_t));
-    if (self->cursor == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    int64_t *restrict cursor = self->cursor, *restrict stop = cursor + nq, *restrict cap = stop + nq;
-    for (Py_ssize_t k = 0; k < nq; k++) {
-        Py_ssize_t t = PyLong_AsSsize_t(PyList_GET_ITEM(ids, k));
-        long count = PyLong_AsLong(PyList_GET_ITEM(counts, k));
-        cursor[k] = self->post_start[t];
-        stop[k] = self->post_start[t + 1];
-        cap[k] = count < INT32_MAX ? count : INT32_MAX;
-    }
+    Py_ssize_t n_top = 0;
+    if (top_n == 0 || nq == 0)
+        goto answer;
 
-    /* Per-query reciprocals for the bounds. A bound only prunes, so it may multiply by a
-     * reciprocal (within an ulp or two: far inside BOUND_SLACK); the exact scores below
-     * divide as the numpy scorer does. */
+    if (++self->epoch == 0) { /* wrapped: forget every stamp */
+        for (Py_ssize_t j = 0; j < self->n_examples; j++)
+            self->ex[j].stamp = 0;
+        self->epoch = 1;
+    }
+    const uint32_t epoch = self->epoch;
     const double qlen = (double)qlength, qdistinct = (double)nq;
     for (int32_t n = 0; n <= self->max_length; n++)
         self->per_length[n] = 200.0 / (qlen + (double)n);
     for (int32_t n = 0; n <= self->max_distinct; n++)
         self->per_distinct[n] = 200.0 / (qdistinct + (double)n);
-    const double w_bound = self->w_multiset + self->w_ordered, w_set = self->w_set;
 
-    /* 1 and 2, a block of examples at a time: the overlaps of every example that shares a
-     * token (weighted: multiset; distinct: set), then each touched entry's best bound (the
-     * score an example could reach if its ordered ratio were its multiset overlap, which it
-     * never exceeds). Locals, so that stores are not taken to alias self's fields. */
+    /* The common (non-essential) tokens: the most common ones with a dense array, never all
+     * of them. */
+    Py_ssize_t n_common = 0;
+    while (n_common < nq - 1 && q[n_common].dense >= 0)
+        n_common++;
+    double max_adjust = -HUGE_VAL;
+    if (n_common > 0)
+        for (Py_ssize_t i = 0; i < self->n_entries; i++)
+            if (adjust[i] > max_adjust)
+                max_adjust = adjust[i];
+
     Example *restrict ex = self->ex;
     int32_t *restrict touched = self->touched;
     const int32_t *restrict examples = self->post_example;
     const int32_t *restrict weights = self->post_weight;
-    const double *restrict per_length = self->per_length;
-    const double *restrict per_distinct = self->per_distinct;
-    uint32_t *restrict en_stamp = self->en_stamp;
-    double *restrict en_bound = self->en_bound;
-    Ceiling *restrict heap = self->heap;
-    Py_ssize_t n_heap = 0;
-    for (Py_ssize_t block = 0; block < self->n_examples; block += BLOCK) {
-        const int32_t block_end = (int32_t)(block + BLOCK < self->n_examples ? block + BLOCK
-                                                                             : self->n_examples);
-        Py_ssize_t n_touched = 0;
-        for (Py_ssize_t k = 0; k < nq; k++) {
-            const int32_t c = (int32_t)cap[k];
-            int64_t p = cursor[k];
-            const int64_t end = stop[k];
-            for (; p < end; p++) {
-                const int32_t j = examples[p], w = weights[p];
-                if (j >= block_end)
-                    break;
-                /* Without branches: whether an example is new to this query is as good as
-                 * random here, and mispredictions used to cost more than all the rest. */
-                Example *e = &ex[j];
-                const int fresh = e->stamp != epoch;
-                e->inter = (fresh ? 0 : e->inter) + (w < c ? w : c);
-                e->shared = (fresh ? 0 : e->shared) + 1;
-                e->stamp = epoch;
-                touched[n_touched] = j;
-                n_touched += fresh;
-            }
-            cursor[k] = p;
-        }
-        for (Py_ssize_t k = 0; k < n_touched; k++) {
-            const Example *e = &ex[touched[k]];
-            const double bound = w_bound * (double)e->inter * per_length[e->length] +
-                                 w_set * (double)e->shared * per_distinct[e->distinct] +
-                                 2 * BOUND_SLACK;
-            const int32_t i = e->owner;
-            const int fresh = en_stamp[i] != epoch;
-            const double before = en_bound[i];
-            en_bound[i] = fresh || bound > before ? bound : before;
-            en_stamp[i] = epoch;
-            heap[n_heap].entry = i;
-            n_heap += fresh;
-        }
-    }
-    for (Py_ssize_t k = 0; k < n_heap; k++) {
-        const int32_t i = heap[k].entry;
-        heap[k].ceiling = clip(en_bound[i] + adjust[i]);
-    }
-    for (Py_ssize_t k = n_heap / 2 - 1; k >= 0; k--)
-        sift_down(heap, n_heap, k);
-
-    /* 3. Visit entries by ceiling; score each exactly; stop when no ceiling can reach the
-     *    n-th score. */
-    top_score = PyMem_Malloc((size_t)(top_n + 1) * sizeof(double));
-    top_entry = PyMem_Malloc((size_t)(top_n + 1) * sizeof(int32_t));
-    if (top_score == NULL || top_entry == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    Py_ssize_t n_top = 0;
-    while (n_heap > 0 && top_n > 0) {
-        const Ceiling next = heap[0];
-        const int32_t i = next.entry;
-        heap[0] = heap[--n_heap];
-        if (n_heap > 0)
-            sift_down(heap, n_heap, 0);
-        if (!(en_bound[i] > 0.0))
-            continue;
-        if (n_top >= top_n && next.ceiling < top_score[n_top - 1])
-            break;
-        /* The entry's touched examples; then by bound, best first, while a bound can beat
-         * the best exact score so far. */
-        Py_ssize_t m = 0;
-        for (int64_t j = self->entry_start[i]; j < self->entry_start[i + 1]; j++) {
-            const Example *e = &self->ex[j];
-            if (e->stamp != epoch)
+    const uint8_t *restrict dense = self->dense;
+    const size_t n_examples = (size_t)self->n_examples;
+    Py_ssize_t n_touched = 0;
+    self->last_rounds = 0;
+    for (;;) {
+        self->last_rounds++;
+        /* Read the postings of every essential token not read yet. A token that was common
+         * until now is already counted in every example touched so far (through its dense
+         * array), so only the examples it is first to touch are new. A newly touched example
+         * gets the common tokens' overlap from their dense arrays. */
+        for (Py_ssize_t k = n_common; k < nq; k++) {
+            if (q[k].read)
                 continue;
-            double multiset = 200.0 * (double)e->inter / (qlen + (double)e->length);
-            double distinct = 200.0 * (double)e->shared / (qdistinct + (double)e->distinct);
-            double partial = self->w_multiset * multiset + self->w_set * distinct;
-            self->cand_partial[m] = partial;
-            self->cand_bound[m] = partial + self->w_ordered * multiset + BOUND_SLACK;
-            self->cand_example[m] = (int32_t)j;
-            m++;
+            const int was_common = q[k].counted;
+            const int32_t c = q[k].cap;
+            for (int64_t p = self->post_start[q[k].token]; p < self->post_start[q[k].token + 1];
+                 p++) {
+                const int32_t j = examples[p], w = weights[p];
+                Example *e = &ex[j];
+                if (e->stamp == epoch) {
+                    if (!was_common) {
+                        e->inter += w < c ? w : c;
+                        e->shared += 1;
+                    }
+                    continue;
+                }
+                int32_t inter = w < c ? w : c, shared = 1;
+                for (Py_ssize_t s = 0; s < n_common; s++) {
+                    const int32_t d = dense[(size_t)q[s].dense * n_examples + (size_t)j];
+                    inter += d < q[s].cap ? d : q[s].cap;
+                    shared += d > 0;
+                }
+                e->stamp = epoch;
+                e->inter = inter;
+                e->shared = shared;
+                touched[n_touched++] = j;
+            }
+            q[k].read = 1;
         }
-        double best = -1.0;
-        for (;;) {
-            Py_ssize_t pick = -1;
-            for (Py_ssize_t c = 0; c < m; c++)
-                if (self->cand_bound[c] > best &&
-                    (pick < 0 || self->cand_bound[c] > self->cand_bound[pick]))
-                    pick = c;
-            if (pick < 0)
-                break;
-            double ratio = call_ratio(self, query, self->cand_example[pick]);
-            if (ratio < 0.0)
-                goto done;
-            double score = self->cand_partial[pick] + self->w_ordered * ratio;
-            if (score > best)
-                best = score;
-            self->cand_bound[pick] = -1.0; /* visited */
-        }
-        double score = best > 0.0 ? clip(best + adjust[i]) : 0.0;
-        /* Insert (score, i), kept in order: higher score first, then lower entry. */
-        Py_ssize_t at = n_top;
-        while (at > 0 && (top_score[at - 1] < score ||
-                          (top_score[at - 1] == score && top_entry[at - 1] > i))) {
-            top_score[at] = top_score[at - 1];
-            top_entry[at] = top_entry[at - 1];
-            at--;
-        }
-        top_score[at] = score;
-        top_entry[at] = i;
-        if (n_top < top_n)
-            n_top++;
+        n_top = search(self, n_touched, qlen, qdistinct, adjust, query, top_n, top_score,
+                       top_entry);
+        if (n_top < 0)
+            goto done;
+        if (n_common == 0)
+            break;
+        /* The best an example of common tokens only could score: its overlap is at most
+         * their weight X in the query (and at most its own length), so the multiset part is
+         * at most 200 X / (query length + X); likewise the set part with their number. */
+        double x = 0.0;
+        for (Py_ssize_t s = 0; s < n_common; s++)
+            x += (double)q[s].cap;
+        const double common_bound =
+            (self->w_multiset + self->w_ordered) * 200.0 * x / (qlen + x) +
+            self->w_set * 200.0 * (double)n_common / (qdistinct + (double)n_common) +
+            2 * BOUND_SLACK;
+        if (n_top == top_n && common_bound + max_adjust < top_score[top_n - 1])
+            break;
+        n_common--; /* the rarest common token becomes essential */
+        q[n_common].counted = 1;
     }
 
+answer:
     result = PyList_New(n_top);
     if (result == NULL)
         goto done;
@@ -521,11 +667,20 @@ static PyObject *Index_top(Index *self, PyObject *const *args, Py_ssize_t nargs)
         PyList_SET_ITEM(result, k, pair);
     }
 done:
+    PyMem_Free(q);
     PyMem_Free(top_score);
     PyMem_Free(top_entry);
     PyBuffer_Release(&adjust_view);
     return result;
 }
+
+static PyMemberDef Index_members[] = {
+    {"last_rounds", T_INT, offsetof(Index, last_rounds), READONLY,
+     "How many searches the last query took (1: its common tokens were skipped at once)."},
+    {"dense_tokens", T_INT, offsetof(Index, n_dense), READONLY,
+     "How many common tokens have a dense array."},
+    {NULL, 0, 0, 0, NULL},
+};
 
 static PyMethodDef Index_methods[] = {
     {"top", (PyCFunction)(void (*)(void))Index_top, METH_FASTCALL, Index_top_doc},
@@ -542,6 +697,7 @@ static PyTypeObject IndexType = {
     .tp_init = (initproc)Index_init,
     .tp_dealloc = (destructor)Index_dealloc,
     .tp_methods = Index_methods,
+    .tp_members = Index_members,
 };
 
 static struct PyModuleDef module = {

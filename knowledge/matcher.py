@@ -86,6 +86,9 @@ ANSWER_KINDS = ("cause", "overview")
 BOUND_SLACK = 1e-9
 # Up to this many examples, per-entry best and runner-up bounds are found in one pass.
 PRECOMPUTE_MAX_EXAMPLES = 5000
+# From this many examples on, the compiled search skips the postings of the most common query
+# tokens while it can prove they cannot change the answer (see knowledge/_scan.c).
+SKIP_COMMON_FROM = 4096
 # Entries ordered by partition first when visiting a large base (see _visiting_order).
 VISIT_BATCH = 64
 
@@ -238,6 +241,7 @@ class Matcher:
                 ordered=self._ordered,
                 ratio=fuzz.ratio,
                 weights=WEIGHTS,
+                skip_from=SKIP_COMMON_FROM,
             )
         self._has_examples = np.diff(np.asarray([*starts, len(token_lists)])) > 0
         self._all_examples = np.arange(len(token_lists))
@@ -261,7 +265,7 @@ class Matcher:
             else:
                 for token in group:
                     self._groups_by_token.setdefault(token, []).append(g)
-        self._single_keyword = {t: np.asarray(ix, dtype=np.intp) for t, ix in single.items()}
+        self._single_keyword = {t: tuple(ix) for t, ix in single.items()}
         self._evidence_gain = KEYWORD_BONUS + self._missing
         self._base_adjust = {}
         for stopped in (False, True):
@@ -305,22 +309,26 @@ class Matcher:
         distinct = 200.0 * shared / (len(q.ids) + self._distinct)
         return multiset, distinct
 
-    def _adjustments(self, present: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Per entry: points added to the raw score, and whether its keywords are present."""
-        evidence = np.zeros(len(self._slugs), dtype=bool)
+    def _adjustments(self, present: frozenset[str]) -> tuple[np.ndarray, set[int]]:
+        """Per entry: points added to the raw score; and the entries whose keywords are
+        present (few: the array is copied and changed only at those)."""
+        evidence: set[int] = set()
         for token in present:
             single = self._single_keyword.get(token)
             if single is not None:
-                evidence[single] = True
+                evidence.update(single)
             for g in self._groups_by_token.get(token, ()):
                 i, group = self._groups[g]
-                if not evidence[i] and group <= present:
-                    evidence[i] = True
+                if i not in evidence and group <= present:
+                    evidence.add(i)
         stopped = not self._stop_signals.isdisjoint(present)
         off_topic = not stopped and TOPIC_TOKENS.isdisjoint(present)
         against = not AGAINST_TOKENS.isdisjoint(present) and REPLACING.isdisjoint(present)
-        base = self._base_adjust[(stopped, off_topic, against)]
-        return base + evidence * self._evidence_gain, evidence
+        adjust = self._base_adjust[(stopped, off_topic, against)].copy()
+        if evidence:
+            at = np.fromiter(evidence, dtype=np.intp, count=len(evidence))
+            adjust[at] += self._evidence_gain[at]
+        return adjust, evidence
 
     def _raw_exhaustive(self, q: _Query, multiset: np.ndarray, distinct: np.ndarray) -> np.ndarray:
         """Every entry's raw score, every example scored with rapidfuzz."""
@@ -426,8 +434,9 @@ class Matcher:
             del top[TOP_N:]
         return top
 
-    def scores(self, tokens: Sequence[str]) -> tuple[list[tuple[int, float]], np.ndarray]:
-        """The best entries as (entry index, score) best first, and the evidence per entry."""
+    def scores(self, tokens: Sequence[str]) -> tuple[list[tuple[int, float]], set[int]]:
+        """The best entries as (entry index, score) best first, and the entries whose
+        keywords are in the message."""
         q = self._query(tokens)
         adjust, evidence = self._adjustments(q.present)
         if not q.ids:
@@ -457,7 +466,7 @@ class Matcher:
     def match_tokens(self, text: str, tokens: Sequence[str]) -> Match:
         top, evidence = self.scores(tokens)
         candidates = [Candidate(self._slugs[i], round(float(s), 1), self._kinds[i]) for i, s in top]
-        intent = self._decide(candidates, [bool(evidence[i]) for i, _ in top])
+        intent = self._decide(candidates, [i in evidence for i, _ in top])
         if intent is not None:
             rank = next(r for r, c in enumerate(candidates) if c.slug == intent)
             candidates.insert(0, candidates.pop(rank))

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import knowledge.matcher as matcher_module
 from knowledge.entries import Entry, shipped_entries
 from knowledge.matcher import COMPILED_AVAILABLE, TOP_N, WEIGHTS, Matcher
 
@@ -62,15 +63,30 @@ def test_the_compiled_kernel_is_built_and_used_by_default(pipeline):
     assert Matcher(shipped_entries(), pipeline, use_index=False).engine == "exhaustive"
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.fixture
+def skip_common_always(monkeypatch):
+    """The compiled search skips common tokens on any base, not only on large ones."""
+    monkeypatch.setattr(matcher_module, "SKIP_COMMON_FROM", 0)
+
+
+@pytest.mark.parametrize("skipping", [False, True], ids=["plain", "skipping-common"])
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     data=st.data(),
     examples=st.lists(entry_examples, min_size=1, max_size=12),
 )
-def test_every_engine_gives_the_same_top_entries_and_scores(pipeline, data, examples):
+def test_every_engine_gives_the_same_top_entries_and_scores(
+    pipeline, monkeypatch, skipping, data, examples
+):
+    monkeypatch.setattr(matcher_module, "SKIP_COMMON_FROM", 0 if skipping else 10**9)
     entry_kinds = data.draw(st.lists(kinds, min_size=len(examples), max_size=len(examples)))
     queries = data.draw(st.lists(phrase, min_size=1, max_size=8))
     compiled = build(pipeline, examples, entry_kinds, True)
+    assert (compiled._scan.dense_tokens > 0) == skipping
     numpy_path = build(pipeline, examples, entry_kinds, False)
     exhaustive = build(pipeline, examples, entry_kinds, None)
     for text in [*queries, examples[0][0]]:
@@ -89,6 +105,31 @@ def test_ties_go_to_the_lower_entry(pipeline):
     assert [i for i, _ in found] == list(range(TOP_N))
     assert len({s for _, s in found}) == 1
     assert found == top(exhaustive, "花呗逾期了借呗关闭")
+
+
+def test_common_tokens_are_skipped_when_they_cannot_matter(pipeline, skip_common_always):
+    """Entries about one rare thing each, every example saying 借呗 stopped: a question about
+    one of them is answered without reading 借呗's postings (one search)..."""
+    topics = ["身份证过期", "手机号换了", "征信查询频繁", "芝麻分下降", "网商贷", "信用卡逾期"]
+    examples = [[f"{topic}借呗用不了", f"借呗关闭因为{topic}"] for topic in topics]
+    examples += [[f"{topic}怎么办"] for topic in topics]
+    # Enough entries close to the question that the fifth best is far above what 借呗 and
+    # 用不了 alone could score.
+    examples += [[f"身份证过期借呗用不了{w}"] for w in ["工作", "朋友", "电影", "外卖", "天气"]]
+    compiled = build(pipeline, examples, ["cause"] * len(examples), True, keywords=False)
+    exhaustive = build(pipeline, examples, ["cause"] * len(examples), None, keywords=False)
+    assert compiled._scan.dense_tokens > 0
+    question = "身份证过期了借呗用不了"
+    assert top(compiled, question) == top(exhaustive, question)
+    assert compiled._scan.last_rounds == 1
+    # ... and when examples of common tokens alone could enter the top, it reads them too.
+    plain = [["借呗用不了"], ["借呗关闭了"], ["借呗用不了了"], *examples[:12]]
+    compiled = build(pipeline, plain, ["cause"] * len(plain), True, keywords=False)
+    exhaustive = build(pipeline, plain, ["cause"] * len(plain), None, keywords=False)
+    found = top(compiled, question)
+    assert found == top(exhaustive, question)
+    assert compiled._scan.last_rounds > 1
+    assert {0, 2} <= {i for i, _ in found}  # the common-only examples did enter the top
 
 
 def test_matching_from_many_threads_gives_the_sequential_answers(pipeline):
@@ -190,6 +231,32 @@ def test_bad_arguments_to_top_are_refused(args, error):
     with pytest.raises(error):
         index.top(*args)
     assert index.top([0], [1], 1, np.zeros(2), "a", 5)  # still answers
+
+
+def test_an_index_that_failed_to_initialise_refuses_to_search():
+    from knowledge import _scan
+
+    blank = _scan.Index.__new__(_scan.Index)
+    with pytest.raises(RuntimeError):
+        blank.top([0], [1], 1, np.zeros(2), "a", 5)
+    index = _scan.Index.__new__(_scan.Index)
+    with pytest.raises(ValueError):
+        index.__init__(**index_args(owner=np.asarray([1, 0], dtype=np.int32)))
+    with pytest.raises(RuntimeError):
+        index.top([0], [1], 1, np.zeros(2), "a", 5)
+    good = _scan.Index(**index_args())
+    with pytest.raises(RuntimeError):  # once is enough
+        good.__init__(**index_args())
+    assert good.top([0], [1], 1, np.zeros(2), "a", 5)
+
+
+def test_the_index_keeps_its_own_copy_of_the_examples():
+    from knowledge import _scan
+
+    ordered = ["a", "abb"]
+    index = _scan.Index(**index_args(ordered=ordered))
+    ordered.clear()
+    assert [i for _, i in index.top([0, 1], [1, 2], 3, np.zeros(2), "abb", 5)] == [1, 0]
 
 
 def test_an_error_in_the_ratio_callback_propagates():
