@@ -41,7 +41,7 @@
 
 /* What the search reads and writes of one example, together: one cache line visit each. */
 typedef struct {
-    uint32_t stamp;   /* == the Index's epoch when touched by the current query */
+    uint32_t stamp;   /* the round that first touched it; >= the query's first round: touched */
     int32_t inter;    /* weighted overlap with the query (multiset intersection) */
     int32_t shared;   /* distinct tokens shared with the query */
     int32_t owner;    /* entry */
@@ -66,8 +66,7 @@ typedef struct {
     int32_t token;
     int32_t cap;       /* the query's weighted count of it */
     int32_t dense;     /* its dense array, or -1 */
-    int16_t read;      /* its postings have been read (it is essential) */
-    int16_t counted;   /* it was common: every example touched so far includes it */
+    int32_t read;      /* its postings have been read (it is essential) */
 } QueryToken;
 
 typedef struct {
@@ -86,9 +85,8 @@ typedef struct {
     uint32_t epoch;
     double *per_length;     /* max_length + 1: 200 / (query length + example length) */
     double *per_distinct;   /* max_distinct + 1: 200 / (query distinct + example distinct) */
-    int32_t *touched;       /* n_examples: touched examples, in order of first touch */
-    uint32_t en_epoch;      /* entry stamps are per round, not per query */
-    uint32_t *en_stamp;     /* n_entries */
+    int32_t *touched;       /* n_entries: the entries touched by the current query */
+    uint32_t *en_stamp;     /* n_entries: the round that first touched it, as Example.stamp */
     double *en_bound;       /* n_entries: best bound of the entry's touched examples */
     Ceiling *heap;          /* n_entries: touched entries, a max-heap by ceiling */
     double *cand_bound;     /* max examples of one entry */
@@ -97,6 +95,8 @@ typedef struct {
     Py_ssize_t max_entry_size;
     /* common tokens: dense_slot[t] is token t's row in dense (n_examples weights), or -1 */
     Py_ssize_t skip_from;
+    double first_bar;       /* the first guess of the N-th score, to choose the common tokens */
+    Py_ssize_t floor_from;  /* from this many touched entries, search() leaves hopeless ones out */
     int32_t *dense_slot;
     uint8_t *dense;
     int n_dense;
@@ -160,15 +160,18 @@ static int Index_init(Index *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"post_start", "post_example", "post_weight", "length", "distinct",
                              "owner", "entry_start", "ordered", "ratio", "weights",
-                             "skip_from", NULL};
+                             "skip_from", "first_bar", "floor_from", NULL};
     PyObject *a_post_start, *a_post_example, *a_post_weight, *a_length, *a_distinct, *a_owner,
         *a_entry_start, *ordered, *ratio;
     double w_ordered, w_multiset, w_set;
     Py_ssize_t skip_from = 4096;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOO!O(ddd)|n", kwlist, &a_post_start,
+    double first_bar = 60.0;
+    Py_ssize_t floor_from = 256;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOO!O(ddd)|ndn", kwlist, &a_post_start,
                                      &a_post_example, &a_post_weight, &a_length, &a_distinct,
                                      &a_owner, &a_entry_start, &PyList_Type, &ordered, &ratio,
-                                     &w_ordered, &w_multiset, &w_set, &skip_from))
+                                     &w_ordered, &w_multiset, &w_set, &skip_from, &first_bar,
+                                     &floor_from))
         return -1;
     if (self->post_start != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Index is already initialised");
@@ -278,7 +281,7 @@ static int Index_init(Index *self, PyObject *args, PyObject *kwds)
     self->ratio = ratio;
     ALLOC(self->per_length, self->max_length + 1);
     ALLOC(self->per_distinct, self->max_distinct + 1);
-    ALLOC(self->touched, n_length);
+    ALLOC(self->touched, self->n_entries);
     ALLOC(self->en_stamp, self->n_entries);
     ALLOC(self->en_bound, self->n_entries);
     ALLOC(self->heap, self->n_entries + 1);
@@ -288,6 +291,8 @@ static int Index_init(Index *self, PyObject *args, PyObject *kwds)
 
     /* Dense arrays of the most common tokens (weights up to 255), most common first. */
     self->skip_from = skip_from < 0 ? 0 : skip_from;
+    self->first_bar = first_bar;
+    self->floor_from = floor_from;
     ALLOC(self->dense_slot, self->n_tokens);
     for (Py_ssize_t t = 0; t < self->n_tokens; t++)
         self->dense_slot[t] = -1;
@@ -384,51 +389,50 @@ PyDoc_STRVAR(Index_top_doc,
 "query: the ordered string; n: how many entries. Entries whose score is not above 0 may\n"
 "be left out.");
 
-/* The exact TOP-n over the touched examples (those stamped with the current epoch): entries
- * by ceiling, best first; each visited entry scored exactly over its touched examples, best
- * bound first. Fills top_score/top_entry; returns how many, or -1 on a Python error. */
-static Py_ssize_t search(Index *self, Py_ssize_t n_touched, double qlen, double qdistinct,
-                         const double *adjust, PyObject *query, Py_ssize_t top_n,
-                         double *top_score, int32_t *top_entry)
+/* The best an example made only of the query's first n_common tokens could score: its
+ * overlap is at most their weight X in the query (and at most its own length), so the
+ * multiset part is at most 200 X / (query length + X); likewise the set part with their
+ * number. */
+static double common_bound(const Index *self, const QueryToken *q, Py_ssize_t n_common,
+                           double qlen, double qdistinct)
 {
-    const uint32_t epoch = self->epoch;
-    if (++self->en_epoch == 0) { /* wrapped: forget every entry stamp */
-        memset(self->en_stamp, 0, (size_t)self->n_entries * sizeof(uint32_t));
-        self->en_epoch = 1;
-    }
-    const uint32_t en_epoch = self->en_epoch;
-    const double w_bound = self->w_multiset + self->w_ordered, w_set = self->w_set;
-    const Example *restrict ex = self->ex;
-    const int32_t *restrict touched = self->touched;
-    const double *restrict per_length = self->per_length;
-    const double *restrict per_distinct = self->per_distinct;
-    uint32_t *restrict en_stamp = self->en_stamp;
-    double *restrict en_bound = self->en_bound;
-    Ceiling *restrict heap = self->heap;
+    if (n_common <= 0)
+        return -HUGE_VAL;
+    double x = 0.0;
+    for (Py_ssize_t s = 0; s < n_common; s++)
+        x += (double)q[s].cap;
+    return (self->w_multiset + self->w_ordered) * 200.0 * x / (qlen + x) +
+           self->w_set * 200.0 * (double)n_common / (qdistinct + (double)n_common) +
+           2 * BOUND_SLACK;
+}
 
-    /* Each touched entry's best bound: the score an example could reach if its ordered ratio
-     * were its multiset overlap, which it never exceeds. A bound only prunes, so it may
-     * multiply by a reciprocal (within an ulp or two: far inside BOUND_SLACK); the exact
-     * scores below divide as the numpy scorer does. */
+/* The exact TOP-n over the touched examples (stamped ``first`` or later) of the n_touched
+ * touched entries: entries by ceiling (their best bound plus adjustment), best first; each
+ * visited entry scored exactly over its touched examples, best bound first. Fills
+ * top_score/top_entry; returns how many, or -1 on a Python error.
+ *
+ * ``floor`` is a guess of the n-th score: entries whose ceiling is below it are left out of
+ * the heap (on a large base most are). If the n-th score found is not below the floor, it is
+ * exact; otherwise the search runs again with every entry. */
+static Py_ssize_t search(Index *self, uint32_t first, Py_ssize_t n_touched, double floor,
+                         double qlen, double qdistinct, const double *adjust, PyObject *query,
+                         Py_ssize_t top_n, double *top_score, int32_t *top_entry)
+{
+    const Example *restrict ex = self->ex;
+    const double *restrict en_bound = self->en_bound;
+    Ceiling *restrict heap = self->heap;
+    if (n_touched < self->floor_from)
+        floor = -HUGE_VAL; /* a small heap: not worth a second search on a wrong guess */
+again:;
     Py_ssize_t n_heap = 0;
     for (Py_ssize_t k = 0; k < n_touched; k++) {
-        const Example *e = &ex[touched[k]];
-        const double bound = w_bound * (double)e->inter * per_length[e->length] +
-                             w_set * (double)e->shared * per_distinct[e->distinct] +
-                             2 * BOUND_SLACK;
-        const int32_t i = e->owner;
-        if (en_stamp[i] != en_epoch) {
-            en_stamp[i] = en_epoch;
-            en_bound[i] = bound;
-            heap[n_heap++].entry = i;
-        } else if (bound > en_bound[i]) {
-            en_bound[i] = bound;
-        }
+        const int32_t i = self->touched[k];
+        const double ceiling = clip(en_bound[i] + adjust[i]);
+        heap[n_heap].entry = i;
+        heap[n_heap].ceiling = ceiling;
+        n_heap += ceiling >= floor;
     }
-    for (Py_ssize_t k = 0; k < n_heap; k++) {
-        const int32_t i = heap[k].entry;
-        heap[k].ceiling = clip(en_bound[i] + adjust[i]);
-    }
+    const int complete = n_heap == n_touched;
     for (Py_ssize_t k = n_heap / 2 - 1; k >= 0; k--)
         sift_down(heap, n_heap, k);
 
@@ -449,7 +453,7 @@ static Py_ssize_t search(Index *self, Py_ssize_t n_touched, double qlen, double 
         Py_ssize_t m = 0;
         for (int64_t j = self->entry_start[i]; j < self->entry_start[i + 1]; j++) {
             const Example *e = &ex[j];
-            if (e->stamp != epoch)
+            if (e->stamp < first)
                 continue;
             double multiset = 200.0 * (double)e->inter / (qlen + (double)e->length);
             double distinct = 200.0 * (double)e->shared / (qdistinct + (double)e->distinct);
@@ -489,6 +493,10 @@ static Py_ssize_t search(Index *self, Py_ssize_t n_touched, double qlen, double 
         top_entry[at] = i;
         if (n_top < top_n)
             n_top++;
+    }
+    if (!complete && (n_top < top_n || top_score[top_n - 1] < floor)) {
+        floor = -HUGE_VAL; /* the guess was too high */
+        goto again;
     }
     return n_top;
 }
@@ -553,7 +561,7 @@ static PyObject *Index_top(Index *self, PyObject *const *args, Py_ssize_t nargs)
         }
         QueryToken item = {self->post_start[t + 1] - self->post_start[t], (int32_t)t,
                            count < INT32_MAX ? (int32_t)count : INT32_MAX, self->dense_slot[t],
-                           0, 0};
+                           0};
         Py_ssize_t at = k;
         while (at > 0 && (q[at - 1].df < item.df ||
                           (q[at - 1].df == item.df && q[at - 1].token > item.token))) {
@@ -566,31 +574,42 @@ static PyObject *Index_top(Index *self, PyObject *const *args, Py_ssize_t nargs)
     if (top_n == 0 || nq == 0)
         goto answer;
 
-    if (++self->epoch == 0) { /* wrapped: forget every stamp */
+    /* Every round of this query stamps with its own number, from ``first`` on. */
+    if (self->epoch > UINT32_MAX - (uint32_t)nq - 2) { /* about to wrap: forget every stamp */
         for (Py_ssize_t j = 0; j < self->n_examples; j++)
             self->ex[j].stamp = 0;
-        self->epoch = 1;
+        memset(self->en_stamp, 0, (size_t)self->n_entries * sizeof(uint32_t));
+        self->epoch = 0;
     }
-    const uint32_t epoch = self->epoch;
+    const uint32_t first = self->epoch + 1;
     const double qlen = (double)qlength, qdistinct = (double)nq;
     for (int32_t n = 0; n <= self->max_length; n++)
         self->per_length[n] = 200.0 / (qlen + (double)n);
     for (int32_t n = 0; n <= self->max_distinct; n++)
         self->per_distinct[n] = 200.0 / (qdistinct + (double)n);
 
-    /* The common (non-essential) tokens: the most common ones with a dense array, never all
-     * of them. */
-    Py_ssize_t n_common = 0;
-    while (n_common < nq - 1 && q[n_common].dense >= 0)
-        n_common++;
+    /* The common (non-essential) tokens: a prefix of the most common ones, all with a dense
+     * array, never every token; as many as keep what an example of them alone could score,
+     * plus the largest adjustment, under ``bar``: at first first_bar (a fair guess of the
+     * N-th score), then the N-th score found. */
+    Py_ssize_t n_dense = 0;
+    while (n_dense < nq - 1 && q[n_dense].dense >= 0)
+        n_dense++;
     double max_adjust = -HUGE_VAL;
-    if (n_common > 0)
+    if (n_dense > 0)
         for (Py_ssize_t i = 0; i < self->n_entries; i++)
             if (adjust[i] > max_adjust)
                 max_adjust = adjust[i];
+    Py_ssize_t n_common = n_dense;
+    double bar = self->first_bar;
 
     Example *restrict ex = self->ex;
     int32_t *restrict touched = self->touched;
+    uint32_t *restrict en_stamp = self->en_stamp;
+    double *restrict en_bound = self->en_bound;
+    const double *restrict per_length = self->per_length;
+    const double *restrict per_distinct = self->per_distinct;
+    const double w_bound = self->w_multiset + self->w_ordered, w_set = self->w_set;
     const int32_t *restrict examples = self->post_example;
     const int32_t *restrict weights = self->post_weight;
     const uint8_t *restrict dense = self->dense;
@@ -598,60 +617,75 @@ static PyObject *Index_top(Index *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t n_touched = 0;
     self->last_rounds = 0;
     for (;;) {
+        while (n_common > 0 && common_bound(self, q, n_common, qlen, qdistinct) + max_adjust >= bar)
+            n_common--;
+        const uint32_t round = ++self->epoch;
         self->last_rounds++;
-        /* Read the postings of every essential token not read yet. A token that was common
-         * until now is already counted in every example touched so far (through its dense
-         * array), so only the examples it is first to touch are new. A newly touched example
-         * gets the common tokens' overlap from their dense arrays. */
+        /* Read the postings of every essential token not read yet. An example touched in an
+         * earlier round already counts every token that was common then (through the dense
+         * arrays): a token read now only adds to examples touched in this round. A newly
+         * touched example gets the common tokens' overlap from their dense arrays.
+         *
+         * Each entry's best bound is kept up to date on the way: the score an example could
+         * reach if its ordered ratio were its multiset overlap, which it never exceeds. An
+         * example's bound only grows as tokens are added, so the running maximum is the
+         * maximum of the final bounds. A bound only prunes, so it may multiply by a
+         * reciprocal (within an ulp or two: far inside BOUND_SLACK); the exact scores in
+         * search() divide as the numpy scorer does. */
         for (Py_ssize_t k = n_common; k < nq; k++) {
             if (q[k].read)
                 continue;
-            const int was_common = q[k].counted;
             const int32_t c = q[k].cap;
             for (int64_t p = self->post_start[q[k].token]; p < self->post_start[q[k].token + 1];
                  p++) {
                 const int32_t j = examples[p], w = weights[p];
                 Example *e = &ex[j];
-                if (e->stamp == epoch) {
-                    if (!was_common) {
-                        e->inter += w < c ? w : c;
-                        e->shared += 1;
+                if (e->stamp == round) {
+                    e->inter += w < c ? w : c;
+                    e->shared += 1;
+                } else if (e->stamp >= first) {
+                    continue; /* an earlier round's: counted this token as common */
+                } else {
+                    int32_t inter = w < c ? w : c, shared = 1;
+                    for (Py_ssize_t s = 0; s < n_common; s++) {
+                        const int32_t d = dense[(size_t)q[s].dense * n_examples + (size_t)j];
+                        inter += d < q[s].cap ? d : q[s].cap;
+                        shared += d > 0;
                     }
-                    continue;
+                    e->stamp = round;
+                    e->inter = inter;
+                    e->shared = shared;
                 }
-                int32_t inter = w < c ? w : c, shared = 1;
-                for (Py_ssize_t s = 0; s < n_common; s++) {
-                    const int32_t d = dense[(size_t)q[s].dense * n_examples + (size_t)j];
-                    inter += d < q[s].cap ? d : q[s].cap;
-                    shared += d > 0;
+                const double bound = w_bound * (double)e->inter * per_length[e->length] +
+                                     w_set * (double)e->shared * per_distinct[e->distinct] +
+                                     2 * BOUND_SLACK;
+                const int32_t i = e->owner;
+                if (en_stamp[i] < first) {
+                    en_stamp[i] = round;
+                    en_bound[i] = bound;
+                    touched[n_touched++] = i;
+                } else if (bound > en_bound[i]) {
+                    en_bound[i] = bound;
                 }
-                e->stamp = epoch;
-                e->inter = inter;
-                e->shared = shared;
-                touched[n_touched++] = j;
             }
             q[k].read = 1;
         }
-        n_top = search(self, n_touched, qlen, qdistinct, adjust, query, top_n, top_score,
-                       top_entry);
+        n_top = search(self, first, n_touched, bar, qlen, qdistinct, adjust, query, top_n,
+                       top_score, top_entry);
         if (n_top < 0)
             goto done;
         if (n_common == 0)
             break;
-        /* The best an example of common tokens only could score: its overlap is at most
-         * their weight X in the query (and at most its own length), so the multiset part is
-         * at most 200 X / (query length + X); likewise the set part with their number. */
-        double x = 0.0;
-        for (Py_ssize_t s = 0; s < n_common; s++)
-            x += (double)q[s].cap;
-        const double common_bound =
-            (self->w_multiset + self->w_ordered) * 200.0 * x / (qlen + x) +
-            self->w_set * 200.0 * (double)n_common / (qdistinct + (double)n_common) +
-            2 * BOUND_SLACK;
-        if (n_top == top_n && common_bound + max_adjust < top_score[top_n - 1])
+        /* Exact if no example of common tokens alone can reach the N-th score; else fewer
+         * common tokens, under the N-th score found (which only grows with more candidates,
+         * so the next round ends the search). */
+        if (n_top < top_n)
+            bar = -HUGE_VAL; /* every token essential */
+        else if (common_bound(self, q, n_common, qlen, qdistinct) + max_adjust <
+                 top_score[top_n - 1])
             break;
-        n_common--; /* the rarest common token becomes essential */
-        q[n_common].counted = 1;
+        else
+            bar = top_score[top_n - 1];
     }
 
 answer:

@@ -89,6 +89,12 @@ PRECOMPUTE_MAX_EXAMPLES = 5000
 # From this many examples on, the compiled search skips the postings of the most common query
 # tokens while it can prove they cannot change the answer (see knowledge/_scan.c).
 SKIP_COMMON_FROM = 4096
+# Its first guess of the TOP_N-th score, which decides how many common tokens it skips at first
+# (a wrong guess costs time, never exactness).
+COMMON_FIRST_BAR = 60.0
+# From this many candidate entries on, it first leaves out those whose ceiling is below that
+# guess (and searches again with all of them when the guess was too high).
+FLOOR_FROM = 256
 # Entries ordered by partition first when visiting a large base (see _visiting_order).
 VISIT_BATCH = 64
 
@@ -242,6 +248,8 @@ class Matcher:
                 ratio=fuzz.ratio,
                 weights=WEIGHTS,
                 skip_from=SKIP_COMMON_FROM,
+                first_bar=COMMON_FIRST_BAR,
+                floor_from=FLOOR_FROM,
             )
         self._has_examples = np.diff(np.asarray([*starts, len(token_lists)])) > 0
         self._all_examples = np.arange(len(token_lists))
@@ -265,7 +273,7 @@ class Matcher:
             else:
                 for token in group:
                     self._groups_by_token.setdefault(token, []).append(g)
-        self._single_keyword = {t: tuple(ix) for t, ix in single.items()}
+        self._single_keyword = {t: np.asarray(ix, dtype=np.intp) for t, ix in single.items()}
         self._evidence_gain = KEYWORD_BONUS + self._missing
         self._base_adjust = {}
         for stopped in (False, True):
@@ -278,7 +286,11 @@ class Matcher:
                         base -= np.where(self._is_cause, NO_STOP_PENALTY, 0.0)
                     if against:
                         base -= np.where(self._is_answer, AGAINST_PENALTY, 0.0)
-                    self._base_adjust[(stopped, off_topic, against)] = base
+                    # The same operation as base + evidence * gain where evidence is True:
+                    # identical floats either way.
+                    with_evidence = base + self._evidence_gain
+                    base.flags.writeable = with_evidence.flags.writeable = False
+                    self._base_adjust[(stopped, off_topic, against)] = (base, with_evidence)
 
     # -- scoring --------------------------------------------------------------------------
 
@@ -309,25 +321,26 @@ class Matcher:
         distinct = 200.0 * shared / (len(q.ids) + self._distinct)
         return multiset, distinct
 
-    def _adjustments(self, present: frozenset[str]) -> tuple[np.ndarray, set[int]]:
-        """Per entry: points added to the raw score; and the entries whose keywords are
-        present (few: the array is copied and changed only at those)."""
-        evidence: set[int] = set()
+    def _adjustments(self, present: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per entry: points added to the raw score, and whether its keywords are present.
+        The adjustment array may be shared between calls: read it, never write to it."""
+        evidence = np.zeros(len(self._slugs), dtype=bool)
         for token in present:
             single = self._single_keyword.get(token)
             if single is not None:
-                evidence.update(single)
+                evidence[single] = True
             for g in self._groups_by_token.get(token, ()):
                 i, group = self._groups[g]
-                if i not in evidence and group <= present:
-                    evidence.add(i)
+                if not evidence[i] and group <= present:
+                    evidence[i] = True
         stopped = not self._stop_signals.isdisjoint(present)
         off_topic = not stopped and TOPIC_TOKENS.isdisjoint(present)
         against = not AGAINST_TOKENS.isdisjoint(present) and REPLACING.isdisjoint(present)
-        adjust = self._base_adjust[(stopped, off_topic, against)].copy()
-        if evidence:
-            at = np.fromiter(evidence, dtype=np.intp, count=len(evidence))
-            adjust[at] += self._evidence_gain[at]
+        base, with_evidence = self._base_adjust[(stopped, off_topic, against)]
+        if not evidence.any():
+            return base, evidence
+        adjust = base.copy()
+        np.copyto(adjust, with_evidence, where=evidence)
         return adjust, evidence
 
     def _raw_exhaustive(self, q: _Query, multiset: np.ndarray, distinct: np.ndarray) -> np.ndarray:
@@ -434,9 +447,8 @@ class Matcher:
             del top[TOP_N:]
         return top
 
-    def scores(self, tokens: Sequence[str]) -> tuple[list[tuple[int, float]], set[int]]:
-        """The best entries as (entry index, score) best first, and the entries whose
-        keywords are in the message."""
+    def scores(self, tokens: Sequence[str]) -> tuple[list[tuple[int, float]], np.ndarray]:
+        """The best entries as (entry index, score) best first, and the evidence per entry."""
         q = self._query(tokens)
         adjust, evidence = self._adjustments(q.present)
         if not q.ids:
@@ -466,7 +478,7 @@ class Matcher:
     def match_tokens(self, text: str, tokens: Sequence[str]) -> Match:
         top, evidence = self.scores(tokens)
         candidates = [Candidate(self._slugs[i], round(float(s), 1), self._kinds[i]) for i, s in top]
-        intent = self._decide(candidates, [i in evidence for i, _ in top])
+        intent = self._decide(candidates, [bool(evidence[i]) for i, _ in top])
         if intent is not None:
             rank = next(r for r, c in enumerate(candidates) if c.slug == intent)
             candidates.insert(0, candidates.pop(rank))

@@ -7,6 +7,7 @@ knowledge bases from domain words and asks them random questions; every engine m
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -65,11 +66,13 @@ def test_the_compiled_kernel_is_built_and_used_by_default(pipeline):
 
 @pytest.fixture
 def skip_common_always(monkeypatch):
-    """The compiled search skips common tokens on any base, not only on large ones."""
+    """The compiled search skips common tokens and hopeless entries on any base, not only
+    on large ones."""
     monkeypatch.setattr(matcher_module, "SKIP_COMMON_FROM", 0)
+    monkeypatch.setattr(matcher_module, "FLOOR_FROM", 0)
 
 
-@pytest.mark.parametrize("skipping", [False, True], ids=["plain", "skipping-common"])
+@pytest.mark.parametrize("skipping", [False, True], ids=["plain", "skipping"])
 @settings(
     max_examples=80,
     deadline=None,
@@ -83,6 +86,9 @@ def test_every_engine_gives_the_same_top_entries_and_scores(
     pipeline, monkeypatch, skipping, data, examples
 ):
     monkeypatch.setattr(matcher_module, "SKIP_COMMON_FROM", 0 if skipping else 10**9)
+    monkeypatch.setattr(matcher_module, "FLOOR_FROM", 0 if skipping else 10**9)
+    # Both ways for the first guess of the fifth score: mostly right, or far too high.
+    monkeypatch.setattr(matcher_module, "COMMON_FIRST_BAR", data.draw(st.sampled_from([40, 95])))
     entry_kinds = data.draw(st.lists(kinds, min_size=len(examples), max_size=len(examples)))
     queries = data.draw(st.lists(phrase, min_size=1, max_size=8))
     compiled = build(pipeline, examples, entry_kinds, True)
@@ -130,6 +136,34 @@ def test_common_tokens_are_skipped_when_they_cannot_matter(pipeline, skip_common
     assert found == top(exhaustive, question)
     assert compiled._scan.last_rounds > 1
     assert {0, 2} <= {i for i, _ in found}  # the common-only examples did enter the top
+
+
+@pytest.mark.parametrize("first_bar", [20.0, 60.0, 95.0])
+def test_a_generated_base_every_way_of_skipping(
+    pipeline, skip_common_always, monkeypatch, first_bar
+):
+    """Every shortcut forced on a base of a few hundred generated entries, with a first guess
+    of the fifth score that is too low, about right, or too high: the exhaustive scorer's
+    top entries and scores, exactly, for a few hundred phrasings."""
+    from bot.bench import generated_document
+    from knowledge.entries import parse_document
+    from tests.test_bench import phrasings
+
+    monkeypatch.setattr(matcher_module, "COMMON_FIRST_BAR", first_bar)
+    doc = generated_document(len(shipped_entries()) + 300, pipeline.lexicon.concepts)
+    entries = parse_document(json.dumps(doc, ensure_ascii=False))
+    compiled = Matcher(entries, pipeline, compiled=True)
+    exhaustive = Matcher(entries, pipeline, use_index=False)
+    assert compiled._scan.dense_tokens > 0
+    rounds = set()
+    texts = phrasings()[::2]
+    for text in texts:
+        assert top(compiled, text) == top(exhaustive, text), text
+        rounds.add(compiled._scan.last_rounds)
+    assert len(texts) >= 150
+    assert 1 in rounds  # common tokens skipped at once
+    if first_bar >= 60:  # ... and, guessing high, sometimes had to read more
+        assert max(rounds) > 1
 
 
 def test_matching_from_many_threads_gives_the_sequential_answers(pipeline):
