@@ -1,9 +1,12 @@
 """The Telegram front end: the ``Application``, its thin handlers, and running it.
 
-Handlers parse the update, call :class:`~bot.conversation.Conversation` in a worker thread
-(it matches in memory but writes questions and feedback to SQLite), and send its replies.
+Handlers parse the update, call :class:`~bot.conversation.Conversation` and send its
+replies. Text and commands are answered on the event loop: the conversation matches in memory
+and only queues the question; a full batch of questions is written from a worker thread
+(``"question_flush"``). Buttons may record feedback in SQLite, so they run in a worker thread.
 ``app.bot_data`` holds ``"kb"`` (the KnowledgeBase), ``"settings"`` and ``"conversation"``;
-``"refresh_task"`` is the background task that picks up edits made by another process.
+``"refresh_task"`` is the background task that picks up edits made by another process and
+writes the queued questions every ``REFRESH_SECONDS``.
 """
 
 from __future__ import annotations
@@ -216,7 +219,7 @@ async def _command(update: Update, context: ContextTypes.DEFAULT_TYPE, name: str
         return
     started = time.perf_counter()
     conv = _conversation(context)
-    replies = await asyncio.to_thread(conv.command, _state_key(update), f"/{name}")
+    replies = conv.command(_state_key(update), f"/{name}")
     await _deliver(context, chat.id, replies, quote=message)
     _log_update(update, context, f"/{name}", replies, started)
 
@@ -259,7 +262,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     started = time.perf_counter()
     text = _without_mention(message.text, context.bot.username)
     conv = _conversation(context)
-    replies = await asyncio.to_thread(conv.on_text, _state_key(update), text)
+    replies = conv.on_text(_state_key(update), text)
     await _deliver(context, message.chat.id, replies, quote=message)
     _log_update(update, context, "text", replies, started)
 
@@ -284,6 +287,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     started = time.perf_counter()
     conv = _conversation(context)
+    # In a worker thread: feedback buttons write to SQLite.
     replies = await asyncio.to_thread(conv.on_button, _state_key(update), query.data or "")
     message = query.message
     # Messages older than 48 hours come as inaccessible (date 0): they cannot be edited.
@@ -332,6 +336,17 @@ async def flush_questions(kb: KnowledgeBase) -> None:
         log.warning("could not write the question log", exc_info=True)
 
 
+def _write_questions_soon(app: Application) -> None:
+    """A full batch of questions waits: write it from a worker thread now (unless a write is
+    under way already), not on the event loop and not only at the next periodic flush."""
+    running = app.bot_data.get("question_flush")
+    if running is not None and not running.done():
+        return
+    app.bot_data["question_flush"] = asyncio.get_running_loop().create_task(
+        flush_questions(app.bot_data["kb"])
+    )
+
+
 async def _refresh_loop(kb: KnowledgeBase, interval: float = REFRESH_SECONDS) -> None:
     while True:
         await asyncio.sleep(interval)
@@ -363,6 +378,9 @@ async def post_shutdown(app: Application) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    running = app.bot_data.pop("question_flush", None)
+    if running is not None:
+        await running
     await flush_questions(app.bot_data["kb"])
 
 
@@ -399,7 +417,8 @@ def build_application(
     if get_updates_request is not None:
         builder = builder.get_updates_request(get_updates_request)
     app = builder.build()
-    app.bot_data.update(kb=kb, settings=settings, conversation=Conversation(kb))
+    conversation = Conversation(kb, on_full_batch=lambda: _write_questions_soon(app))
+    app.bot_data.update(kb=kb, settings=settings, conversation=conversation)
 
     # The admin handlers sit in an earlier group and stop further handling, so admin
     # commands, document imports and "a:" buttons never reach the user handlers below.

@@ -7,6 +7,7 @@ Bot API call the bot makes is recorded and answered in memory.
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 
@@ -164,6 +165,53 @@ async def test_a_5000_character_answer_is_split(h, kb):
 async def test_question_is_logged_and_unmatched_kept_for_admins(h, kb):
     await h.send(USER, "今天天气怎么样")
     assert [q["text"] for q in kb.store.unmatched()] == ["今天天气怎么样"]
+
+
+def written_questions(kb) -> list[str]:
+    """Questions in SQLite, read directly (the store's own reads write the queue first)."""
+    return [r[0] for r in kb.store.db.execute("SELECT text FROM questions ORDER BY id")]
+
+
+QUESTIONS = [CAUSE_QUESTION, "今天天气怎么样", "身份证过期了", "借呗额度没了"]
+
+
+async def test_text_is_answered_on_the_loop_and_a_full_batch_written_off_it(h, kb, monkeypatch):
+    import knowledge.store as store_module
+
+    monkeypatch.setattr(store_module, "QUESTION_BATCH", 3)
+    loop_thread = threading.get_ident()
+    answered_in: list[int] = []
+    written_in: list[int] = []
+    conversation = h.app.bot_data["conversation"]
+    on_text, flush = conversation.on_text, kb.store.flush_questions
+
+    def recording_on_text(*args):
+        answered_in.append(threading.get_ident())
+        return on_text(*args)
+
+    def recording_flush():
+        written_in.append(threading.get_ident())
+        return flush()
+
+    monkeypatch.setattr(conversation, "on_text", recording_on_text)
+    monkeypatch.setattr(kb.store, "flush_questions", recording_flush)
+    for text in QUESTIONS[:3]:
+        assert sent_texts(await h.send(USER, text))
+    await h.app.bot_data["question_flush"]
+    assert answered_in == [loop_thread] * 3
+    assert written_in and loop_thread not in written_in  # SQLite only from a worker thread
+    assert written_questions(kb) == QUESTIONS[:3]
+
+
+async def test_queued_questions_are_written_at_shutdown(h, kb, monkeypatch):
+    import knowledge.store as store_module
+
+    monkeypatch.setattr(store_module, "QUESTION_BATCH", 3)
+    for text in QUESTIONS:  # a full batch of three, then one more
+        await h.send(USER, text)
+    await post_shutdown(h.app)
+    assert "question_flush" not in h.app.bot_data
+    assert written_questions(kb) == QUESTIONS
 
 
 # -- buttons --------------------------------------------------------------------------------
