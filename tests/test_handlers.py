@@ -10,12 +10,20 @@ import logging
 import threading
 
 import pytest
+from telegram.constants import ParseMode
 
 from bot import texts
-from bot.app import build_application, post_init, post_shutdown, refresh_once
+from bot.app import (
+    build_application,
+    build_keyboard,
+    post_init,
+    post_shutdown,
+    refresh_once,
+    send_html,
+)
 from bot.config import Settings
 from bot.conversation import Conversation
-from bot.render import MAX_MESSAGE_CHARS
+from bot.render import MAX_MESSAGE_CHARS, Button, Reply
 from knowledge.store import Store
 from tests.tgfake import BOT_ID, BOT_USERNAME, TOKEN, Harness, RecordingRequest, buttons
 
@@ -131,6 +139,20 @@ async def test_free_text_gets_the_answer_in_html(h, kb):
     labels = [label for label, _ in buttons(call)]
     assert texts.BTN_NOT_MINE in labels and texts.BTN_HELPFUL in labels
     assert all(d.startswith("u:") and len(d.encode()) <= 64 for _, d in buttons(call))
+
+
+@pytest.mark.parametrize(
+    "rows", [[], [[Button("甲 <b>", "u:e:a")], [Button("乙", "u:c"), Button("丙", "u:ds")]]]
+)
+async def test_send_html_puts_on_the_wire_what_bot_send_message_would(h, rows):
+    reply = Reply("<b>标题</b>\n\n说明 &amp; 办法 “引号” 😀", rows)
+    await send_html(h.app.bot, USER, reply)
+    await h.app.bot.send_message(
+        USER, reply.text_html, parse_mode=ParseMode.HTML, reply_markup=build_keyboard(reply)
+    )
+    ours, ptbs = h.request.sent()
+    assert ours.params == ptbs.params
+    assert ("reply_markup" in ours.params) == bool(rows)
 
 
 async def test_entry_text_is_escaped(h, kb):
