@@ -1,9 +1,12 @@
 """The Telegram front end: the ``Application``, its thin handlers, and running it.
 
-Handlers parse the update, call :class:`~bot.conversation.Conversation` in a worker thread
-(it matches in memory but writes questions and feedback to SQLite), and send its replies.
+Handlers parse the update, call :class:`~bot.conversation.Conversation` and send its
+replies. Text and commands are answered on the event loop: the conversation matches in memory
+and only queues the question; a full batch of questions is written from a worker thread
+(``"question_flush"``). Buttons may record feedback in SQLite, so they run in a worker thread.
 ``app.bot_data`` holds ``"kb"`` (the KnowledgeBase), ``"settings"`` and ``"conversation"``;
-``"refresh_task"`` is the background task that picks up edits made by another process.
+``"refresh_task"`` is the background task that picks up edits made by another process and
+writes the queued questions every ``REFRESH_SECONDS``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from telegram import (
+    Bot,
     BotCommand,
     BotCommandScopeChat,
     InlineKeyboardButton,
@@ -108,6 +112,38 @@ def build_keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     )
 
 
+def keyboard_json(reply: Reply) -> dict[str, Any] | None:
+    """The same keyboard as :func:`build_keyboard`, as the Bot API's JSON ``reply_markup``."""
+    if not reply.buttons:
+        return None
+    return {
+        "inline_keyboard": [
+            [{"text": b.label, "callback_data": b.data} for b in row] for row in reply.buttons
+        ]
+    }
+
+
+async def send_html(bot: Bot, chat_id: int, reply: Reply) -> None:
+    """What ``bot.send_message(chat_id, reply.text_html, parse_mode=HTML,
+    reply_markup=build_keyboard(reply))`` sends, without the two parts of it nothing here
+    uses, which cost about a quarter of handling a text update: building PTB keyboard objects
+    only to serialise them, and parsing the message Telegram sends back into a ``Message``.
+
+    ``Bot._post`` is the door every ``Bot`` method goes through (``do_api_request`` too, but
+    that warns for methods PTB has a shortcut for): the same parameters go out through the
+    same rate limiter, request layer (:class:`RetryingRequest`) and errors.
+    """
+    await bot._post(
+        "sendMessage",
+        {
+            "chat_id": chat_id,
+            "text": reply.text_html,
+            "parse_mode": ParseMode.HTML,
+            "reply_markup": keyboard_json(reply),  # None (no buttons) is left out
+        },
+    )
+
+
 def _conversation(context: ContextTypes.DEFAULT_TYPE) -> Conversation:
     return context.bot_data["conversation"]
 
@@ -151,11 +187,10 @@ async def _deliver(
     """Send the replies; a reply marked ``edit`` replaces the pressed message instead."""
     for reply in replies:
         for part in split(reply):
-            markup = build_keyboard(part)
             if part.edit and pressed is not None:
                 try:
                     await pressed.edit_text(
-                        part.text_html, parse_mode=ParseMode.HTML, reply_markup=markup
+                        part.text_html, parse_mode=ParseMode.HTML, reply_markup=build_keyboard(part)
                     )
                     continue
                 except BadRequest as exc:
@@ -163,14 +198,16 @@ async def _deliver(
                         continue
                     log.info("could not edit the pressed message (%s); sending instead", exc)
             if quote is not None and quote.chat.type != ChatType.PRIVATE:
+                # PTB's shortcut: reply_parameters, and the topic or business chat to answer in
                 await quote.reply_text(
-                    part.text_html, parse_mode=ParseMode.HTML, reply_markup=markup, do_quote=True
+                    part.text_html,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=build_keyboard(part),
+                    do_quote=True,
                 )
                 quote = None  # quote the user's message once
                 continue
-            await context.bot.send_message(
-                chat_id, part.text_html, parse_mode=ParseMode.HTML, reply_markup=markup
-            )
+            await send_html(context.bot, chat_id, part)
 
 
 def _log_update(
@@ -216,7 +253,7 @@ async def _command(update: Update, context: ContextTypes.DEFAULT_TYPE, name: str
         return
     started = time.perf_counter()
     conv = _conversation(context)
-    replies = await asyncio.to_thread(conv.command, _state_key(update), f"/{name}")
+    replies = conv.command(_state_key(update), f"/{name}")
     await _deliver(context, chat.id, replies, quote=message)
     _log_update(update, context, f"/{name}", replies, started)
 
@@ -259,7 +296,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     started = time.perf_counter()
     text = _without_mention(message.text, context.bot.username)
     conv = _conversation(context)
-    replies = await asyncio.to_thread(conv.on_text, _state_key(update), text)
+    replies = conv.on_text(_state_key(update), text)
     await _deliver(context, message.chat.id, replies, quote=message)
     _log_update(update, context, "text", replies, started)
 
@@ -284,6 +321,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     started = time.perf_counter()
     conv = _conversation(context)
+    # In a worker thread: feedback buttons write to SQLite.
     replies = await asyncio.to_thread(conv.on_button, _state_key(update), query.data or "")
     message = query.message
     # Messages older than 48 hours come as inaccessible (date 0): they cannot be edited.
@@ -332,6 +370,17 @@ async def flush_questions(kb: KnowledgeBase) -> None:
         log.warning("could not write the question log", exc_info=True)
 
 
+def _write_questions_soon(app: Application) -> None:
+    """A full batch of questions waits: write it from a worker thread now (unless a write is
+    under way already), not on the event loop and not only at the next periodic flush."""
+    running = app.bot_data.get("question_flush")
+    if running is not None and not running.done():
+        return
+    app.bot_data["question_flush"] = asyncio.get_running_loop().create_task(
+        flush_questions(app.bot_data["kb"])
+    )
+
+
 async def _refresh_loop(kb: KnowledgeBase, interval: float = REFRESH_SECONDS) -> None:
     while True:
         await asyncio.sleep(interval)
@@ -363,6 +412,9 @@ async def post_shutdown(app: Application) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    running = app.bot_data.pop("question_flush", None)
+    if running is not None:
+        await running
     await flush_questions(app.bot_data["kb"])
 
 
@@ -399,7 +451,8 @@ def build_application(
     if get_updates_request is not None:
         builder = builder.get_updates_request(get_updates_request)
     app = builder.build()
-    app.bot_data.update(kb=kb, settings=settings, conversation=Conversation(kb))
+    conversation = Conversation(kb, on_full_batch=lambda: _write_questions_soon(app))
+    app.bot_data.update(kb=kb, settings=settings, conversation=conversation)
 
     # The admin handlers sit in an earlier group and stop further handling, so admin
     # commands, document imports and "a:" buttons never reach the user handlers below.

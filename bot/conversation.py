@@ -22,8 +22,10 @@ admin module):
 ``u:f:<ref>:<y|n>:<slug>``            feedback 有帮助 / 没帮助 on answer ``ref``
 ====================================  ===================================================
 
-Methods are thread-safe: a front end may call them from worker threads (the Telegram front
-end does, to keep SQLite writes off the event loop).
+Methods are thread-safe. ``on_text`` and the commands work in memory (the question is
+queued for a batched write, see ``on_full_batch``); ``on_button`` may write feedback to
+SQLite in the calling thread. The Telegram front end calls ``on_button`` from a worker thread
+and the others on its event loop.
 """
 
 from __future__ import annotations
@@ -136,6 +138,10 @@ class Conversation:
 
     ``chat_id`` in every method is the conversation's key: the chat, or ``(chat, user)`` for
     a user in a group chat.
+
+    Questions are queued in the store and written in batches. When a batch is full it is
+    written in the calling thread, or, if ``on_full_batch`` is given, that is called instead
+    and must have the batch written (``Store.flush_questions``).
     """
 
     def __init__(
@@ -148,9 +154,11 @@ class Conversation:
         chat_ttl: float = CHAT_TTL,
         diagnosis_ttl: float = DIAGNOSIS_TTL,
         clock: Callable[[], float] = time.monotonic,
+        on_full_batch: Callable[[], None] | None = None,
     ) -> None:
         self.kb = kb
         self.store_writes = store_writes
+        self.on_full_batch = on_full_batch
         self.questions = questions if questions is not None else load_questions()
         self.max_chats = max_chats
         self.chat_ttl = chat_ttl
@@ -184,10 +192,15 @@ class Conversation:
         if not self.store_writes:
             return
         try:
-            self.kb.store.queue_question(text, intent, score)
+            full = self.kb.store.queue_question(
+                text, intent, score, write_full_batch=self.on_full_batch is None
+            )
         except (StoreError, sqlite3.Error):
             # An answer is worth more than its statistics row.
             log.warning("could not log a question", exc_info=True)
+            return
+        if full and self.on_full_batch is not None:
+            self.on_full_batch()
 
     def _record_feedback(self, slug: str, helpful: bool, chat_id: Hashable) -> None:
         if not self.store_writes:

@@ -481,15 +481,25 @@ class Store:
         with self._lock, self._tx():
             return self.db["questions"].insert(_question_row(text, intent, score)).last_pk
 
-    def queue_question(self, text: str, intent: str | None, score: float) -> None:
+    def queue_question(
+        self, text: str, intent: str | None, score: float, *, write_full_batch: bool = True
+    ) -> bool:
         """Like ``log_question``, written later in a batch (``flush_questions``): keeps a
-        SQLite commit off every answer. Reads of questions flush first."""
+        SQLite commit off every answer. Reads of questions flush first.
+
+        Once ``QUESTION_BATCH`` questions wait, the batch is written here and now, unless
+        ``write_full_batch`` is False: then nothing is written and True is returned, and the
+        caller has the batch written (an event loop from a worker thread, say, so that it
+        never waits on SQLite). Returns whether a full batch waits to be written.
+        """
         row = _question_row(text, intent, score)
         with self._pending_lock:
             self._pending.append(row)
             full = len(self._pending) >= QUESTION_BATCH
-        if full:
+        if full and write_full_batch:
             self.flush_questions()
+            return False
+        return full
 
     def flush_questions(self) -> int:
         """Write the queued questions in one transaction; returns how many."""

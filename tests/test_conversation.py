@@ -150,6 +150,31 @@ def test_store_writes_off_logs_nothing(kb):
     assert questions_logged(kb) == [] and feedback_rows(kb) == []
 
 
+def test_a_full_batch_of_questions_is_handed_to_on_full_batch(kb, monkeypatch):
+    import knowledge.store as module
+
+    monkeypatch.setattr(module, "QUESTION_BATCH", 2)
+    calls: list[int] = []
+    conv = Conversation(kb, on_full_batch=lambda: calls.append(kb.store.flush_questions()))
+    conv.on_text(1, CAUSE_QUESTION)
+    assert calls == []
+    conv.on_text(1, "今天天气怎么样")
+    assert calls == [2]  # the callback wrote the batch; the conversation did not
+    conv.on_text(1, "/start")  # commands are not questions
+    assert calls == [2]
+    assert questions_logged(kb) == [(CAUSE_QUESTION, "huabei_overdue"), ("今天天气怎么样", None)]
+
+
+def test_without_on_full_batch_a_full_batch_is_written_at_once(kb, monkeypatch):
+    import knowledge.store as module
+
+    monkeypatch.setattr(module, "QUESTION_BATCH", 2)
+    conv = Conversation(kb)
+    conv.on_text(1, CAUSE_QUESTION)
+    conv.on_text(1, "今天天气怎么样")
+    assert kb.store.db.execute("SELECT COUNT(*) FROM questions").fetchone()[0] == 2
+
+
 # -- context --------------------------------------------------------------------------------
 
 

@@ -7,14 +7,23 @@ Bot API call the bot makes is recorded and answered in memory.
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
+from telegram.constants import ParseMode
 
 from bot import texts
-from bot.app import build_application, post_init, post_shutdown, refresh_once
+from bot.app import (
+    build_application,
+    build_keyboard,
+    post_init,
+    post_shutdown,
+    refresh_once,
+    send_html,
+)
 from bot.config import Settings
 from bot.conversation import Conversation
-from bot.render import MAX_MESSAGE_CHARS
+from bot.render import MAX_MESSAGE_CHARS, Button, Reply
 from knowledge.store import Store
 from tests.tgfake import BOT_ID, BOT_USERNAME, TOKEN, Harness, RecordingRequest, buttons
 
@@ -132,6 +141,20 @@ async def test_free_text_gets_the_answer_in_html(h, kb):
     assert all(d.startswith("u:") and len(d.encode()) <= 64 for _, d in buttons(call))
 
 
+@pytest.mark.parametrize(
+    "rows", [[], [[Button("甲 <b>", "u:e:a")], [Button("乙", "u:c"), Button("丙", "u:ds")]]]
+)
+async def test_send_html_puts_on_the_wire_what_bot_send_message_would(h, rows):
+    reply = Reply("<b>标题</b>\n\n说明 &amp; 办法 “引号” 😀", rows)
+    await send_html(h.app.bot, USER, reply)
+    await h.app.bot.send_message(
+        USER, reply.text_html, parse_mode=ParseMode.HTML, reply_markup=build_keyboard(reply)
+    )
+    ours, ptbs = h.request.sent()
+    assert ours.params == ptbs.params
+    assert ("reply_markup" in ours.params) == bool(rows)
+
+
 async def test_entry_text_is_escaped(h, kb):
     kb.write(
         lambda s: s.set_field(
@@ -164,6 +187,53 @@ async def test_a_5000_character_answer_is_split(h, kb):
 async def test_question_is_logged_and_unmatched_kept_for_admins(h, kb):
     await h.send(USER, "今天天气怎么样")
     assert [q["text"] for q in kb.store.unmatched()] == ["今天天气怎么样"]
+
+
+def written_questions(kb) -> list[str]:
+    """Questions in SQLite, read directly (the store's own reads write the queue first)."""
+    return [r[0] for r in kb.store.db.execute("SELECT text FROM questions ORDER BY id")]
+
+
+QUESTIONS = [CAUSE_QUESTION, "今天天气怎么样", "身份证过期了", "借呗额度没了"]
+
+
+async def test_text_is_answered_on_the_loop_and_a_full_batch_written_off_it(h, kb, monkeypatch):
+    import knowledge.store as store_module
+
+    monkeypatch.setattr(store_module, "QUESTION_BATCH", 3)
+    loop_thread = threading.get_ident()
+    answered_in: list[int] = []
+    written_in: list[int] = []
+    conversation = h.app.bot_data["conversation"]
+    on_text, flush = conversation.on_text, kb.store.flush_questions
+
+    def recording_on_text(*args):
+        answered_in.append(threading.get_ident())
+        return on_text(*args)
+
+    def recording_flush():
+        written_in.append(threading.get_ident())
+        return flush()
+
+    monkeypatch.setattr(conversation, "on_text", recording_on_text)
+    monkeypatch.setattr(kb.store, "flush_questions", recording_flush)
+    for text in QUESTIONS[:3]:
+        assert sent_texts(await h.send(USER, text))
+    await h.app.bot_data["question_flush"]
+    assert answered_in == [loop_thread] * 3
+    assert written_in and loop_thread not in written_in  # SQLite only from a worker thread
+    assert written_questions(kb) == QUESTIONS[:3]
+
+
+async def test_queued_questions_are_written_at_shutdown(h, kb, monkeypatch):
+    import knowledge.store as store_module
+
+    monkeypatch.setattr(store_module, "QUESTION_BATCH", 3)
+    for text in QUESTIONS:  # a full batch of three, then one more
+        await h.send(USER, text)
+    await post_shutdown(h.app)
+    assert "question_flush" not in h.app.bot_data
+    assert written_questions(kb) == QUESTIONS
 
 
 # -- buttons --------------------------------------------------------------------------------

@@ -212,3 +212,19 @@ def test_queued_questions_are_written_in_batches_and_seen_by_reads(store, monkey
     store.close()
     reopened = Store(store.path, seed=False)
     assert reopened.stats()["total"] == 6  # close() wrote the rest
+
+
+def test_a_full_batch_can_be_left_for_the_caller_to_write(store, monkeypatch):
+    import knowledge.store as module
+
+    monkeypatch.setattr(module, "QUESTION_BATCH", 2)
+    count = "SELECT COUNT(*) FROM questions"
+    assert store.queue_question("一", None, 0.0, write_full_batch=False) is False
+    assert store.queue_question("二", None, 0.0, write_full_batch=False) is True
+    assert store.queue_question("三", None, 0.0, write_full_batch=False) is True
+    assert store.db.execute(count).fetchone()[0] == 0  # nothing written by queueing
+    assert store.flush_questions() == 3
+    assert store.db.execute(count).fetchone()[0] == 3
+    assert store.queue_question("四", None, 0.0, write_full_batch=False) is False
+    assert store.queue_question("五", None, 0.0) is False  # written here: none waits
+    assert store.db.execute(count).fetchone()[0] == 5
