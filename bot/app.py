@@ -131,7 +131,11 @@ async def send_html(bot: Bot, chat_id: int, reply: Reply) -> None:
 
     ``Bot._post`` is the door every ``Bot`` method goes through (``do_api_request`` too, but
     that warns for methods PTB has a shortcut for): the same parameters go out through the
-    same rate limiter, request layer (:class:`RetryingRequest`) and errors.
+    same rate limiter, request layer (:class:`RetryingRequest`) and errors. It is not PTB's
+    public API: PTB is pinned to 22.x, and a test compares what this sends with what
+    ``send_message`` sends, so an upgrade that changes it fails there, not in production.
+    Measured in one run: the public ``send_message`` with the same JSON keyboard gave
+    950-1,200 updates/s, this 1,390-1,460 (``jiebei-bot bench``'s updates figure).
     """
     await bot._post(
         "sendMessage",
