@@ -39,14 +39,16 @@
  * example from being pruned. Same value as BOUND_SLACK in matcher.py. */
 #define BOUND_SLACK 1e-9
 
-/* What the search reads and writes of one example, together: one cache line visit each. */
+/* What the search reads and writes of one example, together, in 16 bytes: reading these
+ * (one cache miss each, postings being sparse) is most of the cost on a large base.
+ * Examples are at most a few hundred tokens (entries.MAX_EXAMPLE_CHARS), far below 65,535. */
 typedef struct {
-    uint32_t stamp;   /* the round that first touched it; >= the query's first round: touched */
-    int32_t inter;    /* weighted overlap with the query (multiset intersection) */
-    int32_t shared;   /* distinct tokens shared with the query */
-    int32_t owner;    /* entry */
-    int32_t length;   /* length of the ordered string (weighted tokens) */
-    int32_t distinct; /* distinct tokens */
+    uint32_t stamp;    /* the round that first touched it; >= the query's first round: touched */
+    int32_t owner;     /* entry */
+    uint16_t length;   /* length of the ordered string (weighted tokens) */
+    uint16_t distinct; /* distinct tokens */
+    uint16_t inter;    /* weighted overlap with the query (multiset intersection) */
+    uint16_t shared;   /* distinct tokens shared with the query */
 } Example;
 
 /* A touched entry in the visiting heap: its ceiling kept beside it, no indirection. */
@@ -202,14 +204,14 @@ static int Index_init(Index *self, PyObject *args, PyObject *kwds)
         ok = 0;
     }
     for (Py_ssize_t j = 0; ok && j < n_length; j++) {
-        if (length[j] < 1 || distinct[j] < 1 || distinct[j] > length[j]) {
+        if (length[j] < 1 || distinct[j] < 1 || distinct[j] > length[j] || length[j] > UINT16_MAX) {
             PyErr_SetString(PyExc_ValueError, "example length or distinct count out of range");
             ok = 0;
             break;
         }
         self->ex[j].owner = owner[j];
-        self->ex[j].length = length[j];
-        self->ex[j].distinct = distinct[j];
+        self->ex[j].length = (uint16_t)length[j];
+        self->ex[j].distinct = (uint16_t)distinct[j];
         if (length[j] > self->max_length)
             self->max_length = length[j];
         if (distinct[j] > self->max_distinct)
@@ -383,11 +385,12 @@ static double call_ratio(Index *self, PyObject *query, int32_t example)
 }
 
 PyDoc_STRVAR(Index_top_doc,
-"top(ids, counts, length, adjust, query, n) -> list of (score, entry), best first\n\n"
+"top(ids, counts, length, adjust, query, n, max_adjust) -> list of (score, entry), best\n"
+"first\n\n"
 "ids: the query's distinct token ids; counts: the weighted count of each; length: the\n"
 "length of the query's ordered string; adjust: a float64 buffer, points added per entry;\n"
-"query: the ordered string; n: how many entries. Entries whose score is not above 0 may\n"
-"be left out.");
+"query: the ordered string; n: how many entries; max_adjust: at least the largest of\n"
+"adjust. Entries whose score is not above 0 may be left out.");
 
 /* The best an example made only of the query's first n_common tokens could score: its
  * overlap is at most their weight X in the query (and at most its own length), so the
@@ -507,10 +510,13 @@ static PyObject *Index_top(Index *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "Index is not initialised");
         return NULL;
     }
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "top() takes 6 arguments");
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "top() takes 7 arguments");
         return NULL;
     }
+    const double max_adjust = PyFloat_AsDouble(args[6]);
+    if (max_adjust == -1.0 && PyErr_Occurred())
+        return NULL;
     PyObject *ids = args[0], *counts = args[1], *query = args[4];
     Py_ssize_t qlength = PyLong_AsSsize_t(args[2]);
     Py_ssize_t top_n = PyLong_AsSsize_t(args[5]);
@@ -595,11 +601,6 @@ static PyObject *Index_top(Index *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t n_dense = 0;
     while (n_dense < nq - 1 && q[n_dense].dense >= 0)
         n_dense++;
-    double max_adjust = -HUGE_VAL;
-    if (n_dense > 0)
-        for (Py_ssize_t i = 0; i < self->n_entries; i++)
-            if (adjust[i] > max_adjust)
-                max_adjust = adjust[i];
     Py_ssize_t n_common = n_dense;
     double bar = self->first_bar;
 
@@ -641,7 +642,7 @@ static PyObject *Index_top(Index *self, PyObject *const *args, Py_ssize_t nargs)
                 const int32_t j = examples[p], w = weights[p];
                 Example *e = &ex[j];
                 if (e->stamp == round) {
-                    e->inter += w < c ? w : c;
+                    e->inter += (uint16_t)(w < c ? w : c);
                     e->shared += 1;
                 } else if (e->stamp >= first) {
                     continue; /* an earlier round's: counted this token as common */
@@ -653,8 +654,8 @@ static PyObject *Index_top(Index *self, PyObject *const *args, Py_ssize_t nargs)
                         shared += d > 0;
                     }
                     e->stamp = round;
-                    e->inter = inter;
-                    e->shared = shared;
+                    e->inter = (uint16_t)inter;
+                    e->shared = (uint16_t)shared;
                 }
                 const double bound = w_bound * (double)e->inter * per_length[e->length] +
                                      w_set * (double)e->shared * per_distinct[e->distinct] +

@@ -290,7 +290,11 @@ class Matcher:
                     # identical floats either way.
                     with_evidence = base + self._evidence_gain
                     base.flags.writeable = with_evidence.flags.writeable = False
-                    self._base_adjust[(stopped, off_topic, against)] = (base, with_evidence)
+                    most = (
+                        float(base.max(initial=0.0)),
+                        float(max(base.max(initial=0.0), with_evidence.max(initial=0.0))),
+                    )
+                    self._base_adjust[(stopped, off_topic, against)] = (base, with_evidence, most)
 
     # -- scoring --------------------------------------------------------------------------
 
@@ -321,9 +325,10 @@ class Matcher:
         distinct = 200.0 * shared / (len(q.ids) + self._distinct)
         return multiset, distinct
 
-    def _adjustments(self, present: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Per entry: points added to the raw score, and whether its keywords are present.
-        The adjustment array may be shared between calls: read it, never write to it."""
+    def _adjustments(self, present: frozenset[str]) -> tuple[np.ndarray, np.ndarray, float]:
+        """Per entry: points added to the raw score, and whether its keywords are present;
+        and an upper bound of the points. The adjustment array may be shared between calls:
+        read it, never write to it."""
         evidence = np.zeros(len(self._slugs), dtype=bool)
         for token in present:
             single = self._single_keyword.get(token)
@@ -336,12 +341,12 @@ class Matcher:
         stopped = not self._stop_signals.isdisjoint(present)
         off_topic = not stopped and TOPIC_TOKENS.isdisjoint(present)
         against = not AGAINST_TOKENS.isdisjoint(present) and REPLACING.isdisjoint(present)
-        base, with_evidence = self._base_adjust[(stopped, off_topic, against)]
+        base, with_evidence, most = self._base_adjust[(stopped, off_topic, against)]
         if not evidence.any():
-            return base, evidence
+            return base, evidence, most[0]
         adjust = base.copy()
         np.copyto(adjust, with_evidence, where=evidence)
-        return adjust, evidence
+        return adjust, evidence, most[1]
 
     def _raw_exhaustive(self, q: _Query, multiset: np.ndarray, distinct: np.ndarray) -> np.ndarray:
         """Every entry's raw score, every example scored with rapidfuzz."""
@@ -450,12 +455,12 @@ class Matcher:
     def scores(self, tokens: Sequence[str]) -> tuple[list[tuple[int, float]], np.ndarray]:
         """The best entries as (entry index, score) best first, and the evidence per entry."""
         q = self._query(tokens)
-        adjust, evidence = self._adjustments(q.present)
+        adjust, evidence, most = self._adjustments(q.present)
         if not q.ids:
             return [], evidence
         if self.use_index and self._scan is not None:
             with self._scan_lock:
-                found = self._scan.top(q.ids, q.counts, q.length, adjust, q.ordered, TOP_N)
+                found = self._scan.top(q.ids, q.counts, q.length, adjust, q.ordered, TOP_N, most)
             top = [(i, s) for s, i in found]
         elif self.use_index:
             multiset, distinct = self._overlaps(q)

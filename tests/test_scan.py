@@ -216,11 +216,11 @@ def test_a_consistent_index_answers():
 
     index = _scan.Index(**index_args())
     adjust = np.zeros(2)
-    found = index.top([0, 1], [1, 2], 3, adjust, "abb", 5)
+    found = index.top([0, 1], [1, 2], 3, adjust, "abb", 5, 0.0)
     assert [i for _, i in found] == [1, 0]
     assert found[0][0] == pytest.approx(100.0)
-    assert index.top([], [], 0, adjust, "", 5) == []
-    assert len(index.top([0], [1], 1, adjust, "a", 1)) == 1
+    assert index.top([], [], 0, adjust, "", 5, 0.0) == []
+    assert len(index.top([0], [1], 1, adjust, "a", 1, 0.0)) == 1
 
 
 @pytest.mark.parametrize(
@@ -248,14 +248,15 @@ def test_an_inconsistent_index_is_refused(changes, error):
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        (([5], [1], 1, np.zeros(2), "a", 5), IndexError),
-        (([-1], [1], 1, np.zeros(2), "a", 5), IndexError),
-        (([0], [1, 2], 1, np.zeros(2), "a", 5), TypeError),
-        (([0], [1], 1, np.zeros(3), "a", 5), TypeError),
-        (([0], [1], 1, np.zeros(2, dtype=np.float32), "a", 5), TypeError),
-        (([0], [1], 1, np.zeros(2), b"a", 5), TypeError),
-        (([0], [1], -1, np.zeros(2), "a", 5), TypeError),
-        (([0], [1], 1, np.zeros(2), "a"), TypeError),
+        (([5], [1], 1, np.zeros(2), "a", 5, 0.0), IndexError),
+        (([-1], [1], 1, np.zeros(2), "a", 5, 0.0), IndexError),
+        (([0], [1, 2], 1, np.zeros(2), "a", 5, 0.0), TypeError),
+        (([0], [1], 1, np.zeros(3), "a", 5, 0.0), TypeError),
+        (([0], [1], 1, np.zeros(2, dtype=np.float32), "a", 5, 0.0), TypeError),
+        (([0], [1], 1, np.zeros(2), b"a", 5, 0.0), TypeError),
+        (([0], [1], -1, np.zeros(2), "a", 5, 0.0), TypeError),
+        (([0], [1], 1, np.zeros(2), "a", 5), TypeError),
+        (([0], [1], 1, np.zeros(2), "a", 5, "high"), TypeError),
     ],
 )
 def test_bad_arguments_to_top_are_refused(args, error):
@@ -264,7 +265,7 @@ def test_bad_arguments_to_top_are_refused(args, error):
     index = _scan.Index(**index_args())
     with pytest.raises(error):
         index.top(*args)
-    assert index.top([0], [1], 1, np.zeros(2), "a", 5)  # still answers
+    assert index.top([0], [1], 1, np.zeros(2), "a", 5, 0.0)  # still answers
 
 
 def test_an_index_that_failed_to_initialise_refuses_to_search():
@@ -272,16 +273,16 @@ def test_an_index_that_failed_to_initialise_refuses_to_search():
 
     blank = _scan.Index.__new__(_scan.Index)
     with pytest.raises(RuntimeError):
-        blank.top([0], [1], 1, np.zeros(2), "a", 5)
+        blank.top([0], [1], 1, np.zeros(2), "a", 5, 0.0)
     index = _scan.Index.__new__(_scan.Index)
     with pytest.raises(ValueError):
         index.__init__(**index_args(owner=np.asarray([1, 0], dtype=np.int32)))
     with pytest.raises(RuntimeError):
-        index.top([0], [1], 1, np.zeros(2), "a", 5)
+        index.top([0], [1], 1, np.zeros(2), "a", 5, 0.0)
     good = _scan.Index(**index_args())
     with pytest.raises(RuntimeError):  # once is enough
         good.__init__(**index_args())
-    assert good.top([0], [1], 1, np.zeros(2), "a", 5)
+    assert good.top([0], [1], 1, np.zeros(2), "a", 5, 0.0)
 
 
 def test_the_index_keeps_its_own_copy_of_the_examples():
@@ -290,7 +291,7 @@ def test_the_index_keeps_its_own_copy_of_the_examples():
     ordered = ["a", "abb"]
     index = _scan.Index(**index_args(ordered=ordered))
     ordered.clear()
-    assert [i for _, i in index.top([0, 1], [1, 2], 3, np.zeros(2), "abb", 5)] == [1, 0]
+    assert [i for _, i in index.top([0, 1], [1, 2], 3, np.zeros(2), "abb", 5, 0.0)] == [1, 0]
 
 
 def test_an_error_in_the_ratio_callback_propagates():
@@ -301,4 +302,4 @@ def test_an_error_in_the_ratio_callback_propagates():
 
     index = _scan.Index(**index_args(ratio=broken))
     with pytest.raises(RuntimeError, match="boom"):
-        index.top([0], [1], 1, np.zeros(2), "a", 5)
+        index.top([0], [1], 1, np.zeros(2), "a", 5, 0.0)
