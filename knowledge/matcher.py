@@ -27,8 +27,11 @@ Speed: the multiset and set overlaps come from an inverted index (token -> examp
 examples sharing a token with the query are touched. Because the ordered ratio can never
 exceed the multiset overlap, ``0.7 * multiset + 0.3 * set`` bounds an example's score; entries
 are scored exactly in order of their bound, and scoring stops once no remaining entry can
-reach the top ``TOP_N``. The result is the exhaustive scorer's (``use_index=False``), which a
-test checks.
+reach the top ``TOP_N``. The result is the exhaustive scorer's (``use_index=False``), to the
+bit, which tests check. That search runs compiled (``knowledge/_scan.c``, built by setup.py;
+on large bases it also skips the postings of the most common tokens while they provably
+cannot change the answer), or, where no C compiler was at hand, in numpy
+(``_branch_and_bound``): same answers, several times slower. ``Matcher.engine`` says which.
 """
 
 from __future__ import annotations
