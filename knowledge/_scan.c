@@ -103,6 +103,7 @@ typedef struct {
     uint8_t *dense;
     int n_dense;
     int last_rounds;        /* searches the last query took (1: common tokens skipped at once) */
+    int last_skipped;       /* query tokens whose postings the last query never read */
     int ready;              /* __init__ completed */
 } Index;
 
@@ -577,6 +578,8 @@ static PyObject *Index_top(Index *self, PyObject *const *args, Py_ssize_t nargs)
         q[at] = item;
     }
     Py_ssize_t n_top = 0;
+    self->last_rounds = 0;
+    self->last_skipped = 0;
     if (top_n == 0 || nq == 0)
         goto answer;
 
@@ -616,7 +619,6 @@ static PyObject *Index_top(Index *self, PyObject *const *args, Py_ssize_t nargs)
     const uint8_t *restrict dense = self->dense;
     const size_t n_examples = (size_t)self->n_examples;
     Py_ssize_t n_touched = 0;
-    self->last_rounds = 0;
     for (;;) {
         while (n_common > 0 && common_bound(self, q, n_common, qlen, qdistinct) + max_adjust >= bar)
             n_common--;
@@ -675,6 +677,7 @@ static PyObject *Index_top(Index *self, PyObject *const *args, Py_ssize_t nargs)
                        top_score, top_entry);
         if (n_top < 0)
             goto done;
+        self->last_skipped = (int)n_common;
         if (n_common == 0)
             break;
         /* Exact if no example of common tokens alone can reach the N-th score; else fewer
@@ -712,6 +715,8 @@ done:
 static PyMemberDef Index_members[] = {
     {"last_rounds", T_INT, offsetof(Index, last_rounds), READONLY,
      "How many searches the last query took (1: its common tokens were skipped at once)."},
+    {"last_skipped", T_INT, offsetof(Index, last_skipped), READONLY,
+     "How many of the last query's tokens were never read (common, and provably irrelevant)."},
     {"dense_tokens", T_INT, offsetof(Index, n_dense), READONLY,
      "How many common tokens have a dense array."},
     {NULL, 0, 0, 0, NULL},

@@ -128,6 +128,7 @@ def test_common_tokens_are_skipped_when_they_cannot_matter(pipeline, skip_common
     question = "身份证过期了借呗用不了"
     assert top(compiled, question) == top(exhaustive, question)
     assert compiled._scan.last_rounds == 1
+    assert compiled._scan.last_skipped >= 1  # 借呗's postings were never read
     # ... and when examples of common tokens alone could enter the top, it reads them too.
     plain = [["借呗用不了"], ["借呗关闭了"], ["借呗用不了了"], *examples[:12]]
     compiled = build(pipeline, plain, ["cause"] * len(plain), True, keywords=False)
@@ -135,6 +136,7 @@ def test_common_tokens_are_skipped_when_they_cannot_matter(pipeline, skip_common
     found = top(compiled, question)
     assert found == top(exhaustive, question)
     assert compiled._scan.last_rounds > 1
+    assert compiled._scan.last_skipped == 0
     assert {0, 2} <= {i for i, _ in found}  # the common-only examples did enter the top
 
 
