@@ -232,7 +232,7 @@ class TextPipeline:
                 if concept in PRODUCTS:
                     clause = len(out) > clause_start
                     if clause and out[-1] in PRODUCTS:
-                        both = True  # 借呗花呗冻结了, 借呗和花呗不见了: the stop is both's
+                        both = True  # 借呗花呗被冻结, 借呗和花呗不见了: the stop is both's
                     if concept == "JIEBEI" and clause and out[-1] == "OTHER_STOPPED":
                         out[-1] = "STOPPED"  # 用不了借呗: 借呗 is the object
                     last_product = concept

@@ -40,7 +40,7 @@ def test_ask_prints_the_reply_as_a_user_sees_it(env):
 
 
 def test_ask_jsonl_keeps_order_and_shape(env):
-    lines = [CAUSE_QUESTION, "今天天气怎么样", "借呗被关了", "身份证过期了借呗用不了", ""]
+    lines = [CAUSE_QUESTION, "明天天气如何", "借呗被关了", "身份证过期了借呗用不了", ""]
     result = invoke(["ask", "--jsonl"], "\n".join(lines) + "\n")
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]

@@ -136,11 +136,11 @@ def test_a_redirect_gives_its_text_and_the_way_back_to_the_causes(conv, kb):
 
 
 def test_no_match_is_honest_lists_the_causes_and_stores_the_question(conv, kb):
-    [reply] = conv.on_text(1, "今天天气怎么样")
+    [reply] = conv.on_text(1, "明天天气如何")
     assert reply.intent is None
     assert reply.text_html == texts.NO_MATCH
     assert "u:ds" in datas(reply) and len(datas(reply)) == 12
-    assert [q["text"] for q in kb.store.unmatched()] == ["今天天气怎么样"]
+    assert [q["text"] for q in kb.store.unmatched()] == ["明天天气如何"]
 
 
 def test_store_writes_off_logs_nothing(kb):
@@ -158,11 +158,11 @@ def test_a_full_batch_of_questions_is_handed_to_on_full_batch(kb, monkeypatch):
     conv = Conversation(kb, on_full_batch=lambda: calls.append(kb.store.flush_questions()))
     conv.on_text(1, CAUSE_QUESTION)
     assert calls == []
-    conv.on_text(1, "今天天气怎么样")
+    conv.on_text(1, "明天天气如何")
     assert calls == [2]  # the callback wrote the batch; the conversation did not
     conv.on_text(1, "/start")  # commands are not questions
     assert calls == [2]
-    assert questions_logged(kb) == [(CAUSE_QUESTION, "huabei_overdue"), ("今天天气怎么样", None)]
+    assert questions_logged(kb) == [(CAUSE_QUESTION, "huabei_overdue"), ("明天天气如何", None)]
 
 
 def test_without_on_full_batch_a_full_batch_is_written_at_once(kb, monkeypatch):
@@ -171,7 +171,7 @@ def test_without_on_full_batch_a_full_batch_is_written_at_once(kb, monkeypatch):
     monkeypatch.setattr(module, "QUESTION_BATCH", 2)
     conv = Conversation(kb)
     conv.on_text(1, CAUSE_QUESTION)
-    conv.on_text(1, "今天天气怎么样")
+    conv.on_text(1, "明天天气如何")
     assert kb.store.db.execute("SELECT COUNT(*) FROM questions").fetchone()[0] == 2
 
 

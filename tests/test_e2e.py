@@ -238,7 +238,7 @@ def test_a_generic_question_gets_the_overview_with_every_cause(bot):
 
 
 def test_an_off_topic_question_gets_an_honest_no_match_and_the_causes(bot):
-    reply = bot.say(1004, "今天天气怎么样")
+    reply = bot.say(1004, "明天天气如何")
     assert reply["text"] == texts.NO_MATCH
     assert len([d for d in datas(reply) if d.startswith("u:e:")]) == 11
 
