@@ -3,10 +3,11 @@
  *
  * knowledge/matcher.py documents the score; this file is the part of it that touches every
  * example sharing a token with the message, which in Python meant a dozen full-size numpy
- * passes per message. Here it is one pass over the query tokens' postings, then a visit of
- * the entries in order of their ceiling, best first, until no remaining entry can reach the
- * top N. The ordered ratio of a visited example is rapidfuzz's: ``ratio(query, example)`` is
- * called back, so rapidfuzz stays the scorer of record.
+ * passes per message. Here it is one pass over the query tokens' postings, keeping each
+ * entry's best bound on the way, then a visit of the entries in order of their ceiling, best
+ * first, until no remaining entry can reach the top N. The ordered ratio of a visited example
+ * is rapidfuzz's: ``ratio(query, example)`` is called back, so rapidfuzz stays the scorer of
+ * record.
  *
  * Common tokens (MaxScore, after Turtle and Flood 1995). On a large base the words every
  * question has (借呗, 用不了) are in a third of all examples, and reading their postings was
@@ -15,9 +16,14 @@
  * tokens is read from a dense per-token array instead. An example made of common tokens only
  * can score at most ``common_bound`` (below); if that, plus the largest adjustment of any
  * entry, is below the N-th score found among the candidates, no such example can enter the
- * top N and the answer is exact. Otherwise the rarest common token becomes essential, its
- * postings are read, and the search runs again; in the end every token may be essential,
- * which is the plain search.
+ * top N and the answer is exact. How many common tokens to skip is chosen against a guess of
+ * the N-th score (``first_bar``); when the guess was too high, against the N-th score found,
+ * which only grows as candidates are added, so a second round always ends the search (with
+ * every token read, at worst: the plain search).
+ *
+ * On a base with many candidate entries, entries whose ceiling is below the guess are left
+ * out of the heap; if the N-th score found is below the guess, the search runs again with all
+ * of them (``floor`` in search()).
  *
  * Floating point: every score is computed with the same operations in the same order as the
  * exhaustive numpy scorer (Matcher with use_index=False), so the results are identical to
@@ -112,9 +118,12 @@ static void *copy_buffer(PyObject *obj, const char *name, Py_ssize_t itemsize, P
     Py_buffer view;
     if (PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
         return NULL;
-    if (view.itemsize != itemsize) {
-        PyErr_Format(PyExc_TypeError, "%s: items of %zd bytes expected, got %zd", name,
-                     itemsize, view.itemsize);
+    /* Integers of the given size (a float32 array has 4-byte items too). */
+    const char *format = view.format == NULL ? "B" : view.format;
+    if (*format == '<' || *format == '=' || *format == '@')
+        format++;
+    if (view.itemsize != itemsize || strlen(format) != 1 || strchr("bBhHiIlLqQnN", *format) == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s: integers of %zd bytes expected", name, itemsize);
         PyBuffer_Release(&view);
         return NULL;
     }

@@ -237,6 +237,7 @@ def test_a_consistent_index_answers():
         ({"ordered": ["a"]}, ValueError),
         ({"ordered": ["a", 3]}, TypeError),
         ({"length": np.asarray([1, 3], dtype=np.int64)}, TypeError),
+        ({"length": np.asarray([1, 3], dtype=np.float32)}, TypeError),
         ({"ratio": "not callable"}, TypeError),
     ],
 )
