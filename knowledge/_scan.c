@@ -209,9 +209,18 @@ static int Index_init(Index *self, PyObject *args, PyObject *kwds)
             ok = 0;
         }
     }
-    if (ok && (n_distinct != n_length || n_owner != n_length)) {
-        PyErr_SetString(PyExc_ValueError, "inconsistent index arrays");
-        ok = 0;
+    if (ok) {
+        self->n_tokens = n_post_start - 1;
+        self->n_examples = n_length;
+        self->n_entries = n_entry_start - 1;
+        if (self->n_tokens < 0 || self->n_entries < 0 || n_weights != n_posts ||
+            n_distinct != n_length || n_owner != n_length ||
+            PyList_GET_SIZE(ordered) != n_length || self->post_start[0] != 0 ||
+            self->post_start[self->n_tokens] != n_posts || self->entry_start[0] != 0 ||
+            self->entry_start[self->n_entries] != n_length) {
+            PyErr_SetString(PyExc_ValueError, "inconsistent index arrays");
+            ok = 0;
+        }
     }
     for (Py_ssize_t j = 0; ok && j < n_length; j++) {
         if (length[j] < 1 || distinct[j] < 1 || distinct[j] > length[j] || length[j] > UINT16_MAX) {
@@ -232,16 +241,6 @@ static int Index_init(Index *self, PyObject *args, PyObject *kwds)
     PyMem_Free(owner);
     if (!ok)
         return -1;
-    self->n_tokens = n_post_start - 1;
-    self->n_examples = n_length;
-    self->n_entries = n_entry_start - 1;
-    if (self->n_tokens < 0 || self->n_entries < 0 || n_weights != n_posts ||
-        PyList_GET_SIZE(ordered) != n_length ||
-        self->post_start[0] != 0 || self->post_start[self->n_tokens] != n_posts ||
-        self->entry_start[0] != 0 || self->entry_start[self->n_entries] != n_length) {
-        PyErr_SetString(PyExc_ValueError, "inconsistent index arrays");
-        return -1;
-    }
     /* Validate every index once here, so that ``top`` can trust them. */
     for (Py_ssize_t t = 0; t < self->n_tokens; t++)
         if (self->post_start[t] > self->post_start[t + 1]) {
@@ -312,22 +311,22 @@ static int Index_init(Index *self, PyObject *args, PyObject *kwds)
         int32_t chosen[MAX_DENSE];
         int n_chosen = 0;
         const int64_t min_df = n_length / DENSE_SHARE > 0 ? n_length / DENSE_SHARE : 1;
+        /* Tokens with a weight over 255 somewhere cannot have a dense (uint8) array: marked
+         * -2 here, in one pass over the postings, and -1 again once the choice is made. */
+        for (Py_ssize_t t = 0; t < self->n_tokens; t++)
+            for (int64_t p = self->post_start[t]; p < self->post_start[t + 1]; p++)
+                if (self->post_weight[p] > 255) {
+                    self->dense_slot[t] = -2;
+                    break;
+                }
         for (int round = 0; round < MAX_DENSE; round++) {
             int32_t best = -1;
             int64_t best_df = min_df - 1;
             for (Py_ssize_t t = 0; t < self->n_tokens; t++) {
                 int64_t df = self->post_start[t + 1] - self->post_start[t];
-                if (df > best_df && self->dense_slot[t] < 0) {
-                    int light = 1;
-                    for (int64_t p = self->post_start[t]; p < self->post_start[t + 1]; p++)
-                        if (self->post_weight[p] > 255) {
-                            light = 0;
-                            break;
-                        }
-                    if (light) {
-                        best = (int32_t)t;
-                        best_df = df;
-                    }
+                if (df > best_df && self->dense_slot[t] == -1) {
+                    best = (int32_t)t;
+                    best_df = df;
                 }
             }
             if (best < 0)
@@ -335,6 +334,9 @@ static int Index_init(Index *self, PyObject *args, PyObject *kwds)
             self->dense_slot[best] = n_chosen;
             chosen[n_chosen++] = best;
         }
+        for (Py_ssize_t t = 0; t < self->n_tokens; t++)
+            if (self->dense_slot[t] == -2)
+                self->dense_slot[t] = -1;
         self->n_dense = n_chosen;
         if (n_chosen > 0) {
             ALLOC(self->dense, (Py_ssize_t)n_chosen * n_length);
