@@ -19,11 +19,23 @@ How a score is made, in order:
    loses ``MISSING_KEYWORD_PENALTY``. Causes also lose points when nothing in the message
    says 借呗 stopped, when the message is off topic, or when it says 借呗 works or the user
    wants to close it.
-5. The answer is the best entry that clears its bar (``_decide``). The overview yields to a
-   cause whose keywords are present. When the best two causes are within ``margin`` the
-   match is *ambiguous*: the bot asks which one.
+5. The learned entry model blends in (``blended``; the model is ``knowledge/model.py``,
+   fitted from all of each entry's examples when the matcher is built): its belief in each
+   entry, 0 to 1, times ``MODEL_WEIGHT`` is added to the score of step 4. Entries it believes
+   in at least ``MODEL_RETRIEVE`` are scored (exactly, from their own examples) even when
+   rapidfuzz's top ``TOP_N`` did not include them. A belief of ``MODEL_EVIDENCE`` or more lowers
+   the bar as keywords do. Off topic (neither 借呗 nor a stop named) the model has no say: it
+   knows which entry a message is most like, not whether it is about 借呗 at all. Why: one best
+   example generalises poorly; the model pools every example's words (and characters, so
+   作废 or 拉黑 count though no lexicon lists them), while rapidfuzz, the keywords and the
+   penalties keep deciding *whether* to answer (overview, redirect, nothing).
+6. The answer is the best entry that clears its bar (``_decide``: thresholds, evidence, the
+   fallback gap, the margin, all constants below). The overview yields to a cause whose
+   keywords are present. When the best two causes are within ``margin`` the match is
+   *ambiguous*: the bot asks which one.
 
-Speed: the multiset and set overlaps come from an inverted index (token -> examples), so only
+Speed: the model's part is a sum of short weight rows (dense on small bases); the multiset
+and set overlaps come from an inverted index (token -> examples), so only
 examples sharing a token with the query are touched. Because the ordered ratio can never
 exceed the multiset overlap, ``0.7 * multiset + 0.3 * set`` bounds an example's score; entries
 are scored exactly in order of their bound, and scoring stops once no remaining entry can
