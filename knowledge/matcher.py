@@ -19,11 +19,23 @@ How a score is made, in order:
    loses ``MISSING_KEYWORD_PENALTY``. Causes also lose points when nothing in the message
    says 借呗 stopped, when the message is off topic, or when it says 借呗 works or the user
    wants to close it.
-5. The answer is the best entry that clears its bar (``_decide``). The overview yields to a
-   cause whose keywords are present. When the best two causes are within ``margin`` the
-   match is *ambiguous*: the bot asks which one.
+5. The learned entry model blends in (``blended``; the model is ``knowledge/model.py``,
+   fitted from all of each entry's examples when the matcher is built): its belief in each
+   entry, 0 to 1, times ``MODEL_WEIGHT`` is added to the score of step 4. Entries it believes
+   in at least ``MODEL_RETRIEVE`` are scored (exactly, from their own examples) even when
+   rapidfuzz's top ``TOP_N`` did not include them. A belief of ``MODEL_EVIDENCE`` or more lowers
+   the bar as keywords do. Off topic (neither 借呗 nor a stop named) the model has no say: it
+   knows which entry a message is most like, not whether it is about 借呗 at all. Why: one best
+   example generalises poorly; the model pools every example's words (and characters, so
+   作废 or 拉黑 count though no lexicon lists them), while rapidfuzz, the keywords and the
+   penalties keep deciding *whether* to answer (overview, redirect, nothing).
+6. The answer is the best entry that clears its bar (``_decide``: thresholds, evidence, the
+   fallback gap, the margin, all constants below). The overview yields to a cause whose
+   keywords are present. When the best two causes are within ``margin`` the match is
+   *ambiguous*: the bot asks which one.
 
-Speed: the multiset and set overlaps come from an inverted index (token -> examples), so only
+Speed: the model's part is a sum of short weight rows (dense on small bases); the multiset
+and set overlaps come from an inverted index (token -> examples), so only
 examples sharing a token with the query are touched. Because the ordered ratio can never
 exceed the multiset overlap, ``0.7 * multiset + 0.3 * set`` bounds an example's score; entries
 are scored exactly in order of their bound, and scoring stops once no remaining entry can
@@ -45,6 +57,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from knowledge.entries import Entry
+from knowledge.model import EntryModel, features
 from knowledge.text import TextPipeline
 
 try:  # the compiled top-N search (knowledge/_scan.c); optional, see setup.py
@@ -104,6 +117,13 @@ COMMON_FIRST_BAR = 60.0
 FLOOR_FROM = 256
 # Entries ordered by partition first when visiting a large base (see _visiting_order).
 VISIT_BATCH = 64
+# The learned entry model (knowledge/model.py) adds up to MODEL_WEIGHT points: its 0-1 belief
+# in the entry times this. Entries it believes in at least MODEL_RETRIEVE (so at most three)
+# are candidates even when rapidfuzz's index did not rank them in its TOP_N.
+MODEL_WEIGHT = 20.0
+MODEL_RETRIEVE = 0.25
+# A belief this strong counts as evidence, as an entry's keywords do (the lower bar).
+MODEL_EVIDENCE = 0.6
 
 
 class Candidate(NamedTuple):
@@ -196,6 +216,7 @@ class Matcher:
         owner: list[int] = []
         starts: list[int] = []
         groups: list[tuple[int, frozenset[str]]] = []
+        model_examples: list[tuple[int, set[str]]] = []
         for i, entry in enumerate(entries):
             starts.append(len(token_lists))
             for word in entry.keywords:
@@ -203,10 +224,13 @@ class Matcher:
                 if group:
                     groups.append((i, group))
             for phrase in entry.examples:
-                tokens = self.pipeline.tokens(phrase)
+                normalised = self.pipeline.normalise(phrase)
+                tokens = self.pipeline.concepts(self.pipeline.segment(normalised))
+                model_examples.append((i, features(normalised, tokens)))
                 if tokens:
                     token_lists.append([ids.setdefault(t, len(ids)) for t in tokens])
                     owner.append(i)
+        self.model = EntryModel(model_examples, len(entries))
         self._ids = ids
         self._slugs = [e.slug for e in entries]
         self._kinds = [e.kind for e in entries]
@@ -236,6 +260,21 @@ class Matcher:
         for j, tokens in enumerate(token_lists):
             for t in tokens:
                 post[t][j] = post[t].get(j, 0) + int(weights[t])
+        # Per example, its distinct tokens and their weighted counts, flat (for scoring the
+        # examples of one entry the model brought in: _entry_score).
+        tok_id: list[int] = []
+        tok_n: list[int] = []
+        tok_start = [0]
+        for tokens in token_lists:
+            mine: dict[int, int] = {}
+            for t in tokens:
+                mine[t] = mine.get(t, 0) + int(weights[t])
+            tok_id.extend(mine)
+            tok_n.extend(mine.values())
+            tok_start.append(len(tok_id))
+        self._tok_id = np.asarray(tok_id, dtype=np.intp)
+        self._tok_n = np.asarray(tok_n, dtype=np.float64)
+        self._tok_start = np.asarray(tok_start, dtype=np.intp)
         self._post_ex = [np.fromiter(p.keys(), dtype=np.intp, count=len(p)) for p in post]
         self._post_n = [np.fromiter(p.values(), dtype=np.float64, count=len(p)) for p in post]
         self._post_max = [max(p.values(), default=0) for p in post]
@@ -460,11 +499,18 @@ class Matcher:
         return top
 
     def scores(self, tokens: Sequence[str]) -> tuple[list[tuple[int, float]], np.ndarray]:
-        """The best entries as (entry index, score) best first, and the evidence per entry."""
+        """The best entries by rapidfuzz and evidence alone, as (entry index, score) best
+        first, and the evidence per entry."""
+        top, evidence, _, _ = self._scores(tokens)
+        return top, evidence
+
+    def _scores(
+        self, tokens: Sequence[str]
+    ) -> tuple[list[tuple[int, float]], np.ndarray, _Query, np.ndarray]:
         q = self._query(tokens)
         adjust, evidence, most = self._adjustments(q.present)
         if not q.ids:
-            return [], evidence
+            return [], evidence, q, adjust
         if self.use_index and self._scan is not None:
             with self._scan_lock:
                 found = self._scan.top(q.ids, q.counts, q.length, adjust, q.ordered, TOP_N, most)
@@ -479,18 +525,73 @@ class Matcher:
             final = np.where(raw > 0, np.clip(raw + adjust, 0.0, 100.0), 0.0)
             order = np.argsort(-final, kind="stable")[:TOP_N]
             top = [(int(i), float(final[i])) for i in order]
-        return [(i, s) for i, s in top if s > 0], evidence
+        return [(i, s) for i, s in top if s > 0], evidence, q, adjust
+
+    def _entry_score(self, q: _Query, i: int, adjust: np.ndarray) -> float:
+        """Entry ``i``'s score as ``scores`` computes it (the same operations: the same
+        floats), from its own examples only."""
+        lo, hi = int(self._starts[i]), int(self._starts[i + 1])
+        if not q.ids or lo == hi:
+            return 0.0
+        a, b = int(self._tok_start[lo]), int(self._tok_start[hi])
+        qn = np.zeros(len(self._ids))
+        qn[q.ids] = q.counts
+        mine = qn[self._tok_id[a:b]]
+        local = np.repeat(np.arange(hi - lo), np.diff(self._tok_start[lo : hi + 1]))
+        inter = np.bincount(local, weights=np.minimum(self._tok_n[a:b], mine), minlength=hi - lo)
+        shared = np.bincount(local, weights=(mine > 0).astype(np.float64), minlength=hi - lo)
+        multiset = 200.0 * inter / (q.length + self._length[lo:hi])
+        distinct = 200.0 * shared / (len(q.ids) + self._distinct[lo:hi])
+        ordered = process.cdist(
+            [q.ordered], self._ordered[lo:hi], scorer=fuzz.ratio, dtype=np.float64, workers=1
+        )[0]
+        blend = (WEIGHTS[1] * multiset + WEIGHTS[2] * distinct) + WEIGHTS[0] * ordered
+        best = float(blend.max())
+        return min(max(best + adjust[i], 0.0), 100.0) if best > 0 else 0.0
+
+    def blended(
+        self, tokens: Sequence[str], normalised: str
+    ) -> tuple[list[tuple[int, float]], np.ndarray, np.ndarray]:
+        """The best entries by the blend (rapidfuzz and evidence, plus the entry model), as
+        (entry index, score) best first, the keyword evidence and the model's belief per
+        entry."""
+        top, evidence, q, adjust = self._scores(tokens)
+        # The model says which entry a message is most like, not whether it is about 借呗 at
+        # all: off topic, it has no say.
+        stopped = not self._stop_signals.isdisjoint(q.present)
+        if not stopped and TOPIC_TOKENS.isdisjoint(q.present):
+            belief = np.zeros(len(self._slugs))
+        else:
+            belief = self.model.scores(features(normalised, tokens))
+        fuzzy = dict(top)
+        if belief.any():
+            for i in np.flatnonzero(belief >= MODEL_RETRIEVE).tolist():
+                if i not in fuzzy:
+                    fuzzy[i] = self._entry_score(q, i, adjust)
+        scored = [(i, min(s + MODEL_WEIGHT * float(belief[i]), 100.0)) for i, s in fuzzy.items()]
+        scored.sort(key=lambda x: (-x[1], x[0]))
+        return [(i, s) for i, s in scored[:TOP_N] if s > 0], evidence, belief
 
     # -- deciding -------------------------------------------------------------------------
 
     def match(self, text: str) -> Match:
         """Match a raw message."""
-        return self.match_tokens(text, self.pipeline.tokens(text))
+        normalised = self.pipeline.normalise(text)
+        tokens = self.pipeline.concepts(self.pipeline.segment(normalised))
+        return self.match_tokens(text, tokens, normalised)
 
-    def match_tokens(self, text: str, tokens: Sequence[str]) -> Match:
-        top, evidence = self.scores(tokens)
+    def match_tokens(
+        self, text: str, tokens: Sequence[str], normalised: str | None = None
+    ) -> Match:
+        if normalised is None:
+            normalised = self.pipeline.normalise(text)
+        top, evidence, belief = self.blended(tokens, normalised)
         candidates = [Candidate(self._slugs[i], round(float(s), 1), self._kinds[i]) for i, s in top]
-        intent = self._decide(candidates, [bool(evidence[i]) for i, _ in top])
+        intent = self._decide(
+            candidates,
+            [bool(evidence[i]) for i, _ in top],
+            [bool(evidence[i] or belief[i] >= MODEL_EVIDENCE) for i, _ in top],
+        )
         if intent is not None:
             rank = next(r for r, c in enumerate(candidates) if c.slug == intent)
             candidates.insert(0, candidates.pop(rank))
@@ -506,17 +607,19 @@ class Matcher:
             ambiguous=ambiguous,
         )
 
-    def _decide(self, candidates: list[Candidate], evidence: list[bool]) -> str | None:
+    def _decide(
+        self, candidates: list[Candidate], evidence: list[bool], lowered: list[bool]
+    ) -> str | None:
         if not candidates:
             return None
         best = candidates[0].score
         chosen = None
         # The best candidate that clears its bar (lower with keyword evidence), provided it is
         # not far below the best overall.
-        for c, has_evidence in zip(candidates, evidence, strict=True):
+        for c, low in zip(candidates, lowered, strict=True):
             if best - c.score > FALLBACK_GAP:
                 break
-            if c.score >= (self.evidence_threshold if has_evidence else self.threshold):
+            if c.score >= (self.evidence_threshold if low else self.threshold):
                 chosen = c
                 break
         if chosen is not None and chosen.kind == "overview":

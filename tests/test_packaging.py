@@ -256,6 +256,7 @@ def test_env_example_is_a_valid_configuration_without_secrets(tmp_path):
 
 # --- (d) what the image runs, in a fresh virtual environment --------------------------------
 
+
 # The files the Dockerfile copies into its builder.
 def image_sources() -> list[str]:
     """What the Dockerfile copies from the build context (the wheel is built from these)."""

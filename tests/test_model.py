@@ -1,0 +1,111 @@
+"""The learned entry model (knowledge/model.py) and how the matcher blends it in.
+
+Real jieba and rapidfuzz; the phrasings are written for these tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from knowledge import matcher as matcher_module
+from knowledge.entries import Entry, shipped_entries
+from knowledge.matcher import Matcher
+from knowledge.model import EntryModel, features
+
+
+def test_features_are_character_ngrams_tokens_and_token_pairs():
+    f = features("借呗 清零", ["JIEBEI", "STOPPED"])
+    assert {"借", "借呗", "清零", "清"} <= f
+    assert "呗清" not in f  # n-grams stay within a run of characters
+    assert "\x01JIEBEI" in f and "\x02JIEBEI\x00STOPPED" in f
+
+
+def model_of(pipeline, entries):
+    pairs = []
+    for i, e in enumerate(entries):
+        for p in e.examples:
+            n = pipeline.normalise(p)
+            pairs.append((i, features(n, pipeline.concepts(pipeline.segment(n)))))
+    return EntryModel(pairs, len(entries))
+
+
+def belief(pipeline, model, text):
+    n = pipeline.normalise(text)
+    return model.scores(features(n, pipeline.concepts(pipeline.segment(n))))
+
+
+def test_the_model_pools_the_words_of_all_examples(pipeline):
+    """Each word of the question is in a different example of entry 0; entry 1 has one
+    example sharing two words. Best-single-example scoring prefers entry 1, the model entry 0."""
+    entries = [
+        Entry("a", "a", examples=["网商贷开了", "额度作废", "店里进货", "借呗就没了"]),
+        Entry("b", "b", examples=["网商贷开了借呗还在吗"]),
+        Entry("c", "c", examples=["今天天气不错"]),
+    ]
+    model = model_of(pipeline, entries)
+    p = belief(pipeline, model, "店里进货额度作废")
+    assert p.argmax() == 0 and abs(p.sum() - 1) < 1e-9
+    assert (belief(pipeline, model, "") == 0).all()
+
+
+def test_training_is_deterministic(pipeline):
+    a = model_of(pipeline, shipped_entries())
+    b = model_of(pipeline, shipped_entries())
+    text = "支付宝换了新手机号之后借呗不让借了"
+    assert np.array_equal(belief(pipeline, a, text), belief(pipeline, b, text))
+
+
+def test_an_entry_the_model_ranks_high_is_a_candidate_though_no_token_is_shared(pipeline):
+    """The question shares no token with entry x's examples, only characters (作废 / 废掉):
+    rapidfuzz's index cannot retrieve x, the model brings it in, in every engine alike."""
+    entries = [
+        Entry("x", "作废", examples=["资格作废", "资格作废了", "作废"]),
+        *[Entry(f"y{i}", "y", examples=[f"借呗用不了{w}"]) for i, w in enumerate("一二三")],
+    ]
+    question = "借呗废掉"
+    found = []
+    for use_index in (True, False):
+        m = Matcher(entries, pipeline, use_index=use_index)
+        tokens = pipeline.tokens(question)
+        assert not set(tokens) & set(pipeline.tokens("资格作废了")), tokens
+        fuzzy, _ = m.scores(tokens)
+        assert 0 not in [i for i, _ in fuzzy]
+        found.append(m.match(question).candidates)
+        assert "x" in [c.slug for c in found[-1]]
+    assert found[0] == found[1]
+
+
+def test_the_model_changes_the_answer_where_examples_pool(pipeline, monkeypatch):
+    """With the model's weight at 0 the blend is the rapidfuzz matcher; with it, a cause whose
+    examples between them say everything the question says wins."""
+    q = "手机丢了补办了新卡，又是换号又是换设备，借呗就停了"
+    with_model = Matcher(shipped_entries(), pipeline).match(q)
+    monkeypatch.setattr(matcher_module, "MODEL_WEIGHT", 0.0)
+    monkeypatch.setattr(matcher_module, "MODEL_EVIDENCE", 2.0)
+    without = Matcher(shipped_entries(), pipeline).match(q)
+    assert with_model.intent == "account_risk"
+    assert with_model.candidates[0].score > without.candidates[0].score
+
+
+def test_off_topic_the_model_has_no_say(pipeline, monkeypatch):
+    m = Matcher(shipped_entries(), pipeline)
+    text = "推荐一个靠谱的理财产品"
+    a = m.match(text)
+    monkeypatch.setattr(matcher_module, "MODEL_WEIGHT", 0.0)
+    b = Matcher(shipped_entries(), pipeline).match(text)
+    assert a.candidates == b.candidates
+    assert a.intent is None or m.entries[a.intent].kind not in ("cause", "overview")
+
+
+def test_one_entry_scored_alone_equals_the_exhaustive_scorer_to_the_bit(pipeline):
+    """The entries the model brings in are scored by ``_entry_score``, from their own examples;
+    its floats are those of the exhaustive scorer."""
+    m = Matcher(shipped_entries(), pipeline, use_index=False)
+    for text in ["花呗晚还了两天借呗没了", "身份证换新的了借呗还是关着", "你好", "借呗额度清零了"]:
+        q = m._query(pipeline.tokens(text))
+        adjust, _, _ = m._adjustments(q.present)
+        multiset, distinct = m._overlaps(q)
+        raw = m._raw_exhaustive(q, multiset, distinct)
+        final = np.where(raw > 0, np.clip(raw + adjust, 0.0, 100.0), 0.0)
+        for i in range(len(m.slugs())):
+            assert m._entry_score(q, i, adjust) == final[i], (text, i)
