@@ -57,7 +57,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from knowledge.entries import Entry
-from knowledge.model import EntryModel, features
+from knowledge.model import EntryModel
 from knowledge.text import TextPipeline
 
 try:  # the compiled top-N search (knowledge/_scan.c); optional, see setup.py
@@ -100,6 +100,12 @@ COMMON_SHARE = 0.4
 # they weigh as a plain word, whatever their spread, so that "刷脸好几次" is not pulled
 # towards the cause whose examples say "借了好几次".
 MODIFIERS = frozenset({"FREQUENT"})
+# The floor under the core question: a message that names 借呗 and says it stopped (in any of
+# the lexicon's words for it: 没了, 冻结, 变灰, 收回, 不给借, 关我...) and does not say it works
+# or that the user wants to close it is answered at least with the overview: never with
+# nothing and never with a near-miss redirect. Not when the user never had it (开通不了 without
+# 开通过): that is not a stop.
+FLOOR_TOKENS = frozenset({"JIEBEI", "STOPPED"})
 ANSWER_KINDS = ("cause", "overview")
 # Added to every bound: where the ordered ratio equals the multiset overlap, the exact score
 # and its bound are equal in real numbers but may differ by an ulp in floating point.
@@ -216,7 +222,7 @@ class Matcher:
         owner: list[int] = []
         starts: list[int] = []
         groups: list[tuple[int, frozenset[str]]] = []
-        model_examples: list[tuple[int, set[str]]] = []
+        model_examples: list[tuple[int, list[str], list[str]]] = []
         for i, entry in enumerate(entries):
             starts.append(len(token_lists))
             for word in entry.keywords:
@@ -224,9 +230,9 @@ class Matcher:
                 if group:
                     groups.append((i, group))
             for phrase in entry.examples:
-                normalised = self.pipeline.normalise(phrase)
-                tokens = self.pipeline.concepts(self.pipeline.segment(normalised))
-                model_examples.append((i, features(normalised, tokens)))
+                words = self.pipeline.segment(self.pipeline.normalise(phrase))
+                tokens = self.pipeline.concepts(words)
+                model_examples.append((i, words, tokens))
                 if tokens:
                     token_lists.append([ids.setdefault(t, len(ids)) for t in tokens])
                     owner.append(i)
@@ -306,6 +312,8 @@ class Matcher:
         kinds = np.asarray(self._kinds)
         self._is_cause = kinds == "cause"
         self._is_answer = np.isin(kinds, ANSWER_KINDS)
+        overview = np.flatnonzero(kinds == "overview")
+        self._overview = int(overview[0]) if len(overview) else None
         self._has_keywords = np.zeros(n_entries, dtype=bool)
         self._missing = np.asarray([MISSING_KEYWORD_PENALTY.get(k, 0.0) for k in self._kinds])
         self._groups = groups
@@ -550,48 +558,66 @@ class Matcher:
         return min(max(best + adjust[i], 0.0), 100.0) if best > 0 else 0.0
 
     def blended(
-        self, tokens: Sequence[str], normalised: str
-    ) -> tuple[list[tuple[int, float]], np.ndarray, np.ndarray]:
+        self, tokens: Sequence[str], words: Sequence[str]
+    ) -> tuple[list[tuple[int, float]], np.ndarray, np.ndarray | None]:
         """The best entries by the blend (rapidfuzz and evidence, plus the entry model), as
-        (entry index, score) best first, the keyword evidence and the model's belief per
-        entry."""
+        (entry index, score) best first; the keyword evidence per entry; the model's belief
+        per entry, None when it has no say."""
         top, evidence, q, adjust = self._scores(tokens)
         # The model says which entry a message is most like, not whether it is about 借呗 at
         # all: off topic, it has no say.
-        stopped = not self._stop_signals.isdisjoint(q.present)
-        if not stopped and TOPIC_TOKENS.isdisjoint(q.present):
-            belief = np.zeros(len(self._slugs))
-        else:
-            belief = self.model.scores(features(normalised, tokens))
+        if self._stop_signals.isdisjoint(q.present) and TOPIC_TOKENS.isdisjoint(q.present):
+            return top, evidence, None
+        belief = self.model.scores(words, tokens)
+        if belief is None:
+            return top, evidence, None
         fuzzy = dict(top)
-        if belief.any():
-            for i in np.flatnonzero(belief >= MODEL_RETRIEVE).tolist():
-                if i not in fuzzy:
-                    fuzzy[i] = self._entry_score(q, i, adjust)
-        scored = [(i, min(s + MODEL_WEIGHT * float(belief[i]), 100.0)) for i, s in fuzzy.items()]
+        for i in np.flatnonzero(belief >= MODEL_RETRIEVE).tolist():
+            if i not in fuzzy:
+                fuzzy[i] = self._entry_score(q, i, adjust)
+        weighted = (MODEL_WEIGHT * belief).tolist()
+        scored = [(i, min(s + weighted[i], 100.0)) for i, s in fuzzy.items()]
         scored.sort(key=lambda x: (-x[1], x[0]))
         return [(i, s) for i, s in scored[:TOP_N] if s > 0], evidence, belief
+
+    def _floor(self, present: frozenset[str]) -> bool:
+        """True when the message names 借呗 and says it stopped, and neither says it works nor
+        that the user wants to close it (see FLOOR_TOKENS)."""
+        never_had = "OPEN" in present and "USED_BEFORE" not in present  # 开通不了: never had it
+        return present >= FLOOR_TOKENS and AGAINST_TOKENS.isdisjoint(present) and not never_had
 
     # -- deciding -------------------------------------------------------------------------
 
     def match(self, text: str) -> Match:
         """Match a raw message."""
-        normalised = self.pipeline.normalise(text)
-        tokens = self.pipeline.concepts(self.pipeline.segment(normalised))
-        return self.match_tokens(text, tokens, normalised)
+        words = self.pipeline.segment(self.pipeline.normalise(text))
+        return self.match_tokens(text, self.pipeline.concepts(words), words)
 
     def match_tokens(
-        self, text: str, tokens: Sequence[str], normalised: str | None = None
+        self, text: str, tokens: Sequence[str], words: Sequence[str] | None = None
     ) -> Match:
-        if normalised is None:
-            normalised = self.pipeline.normalise(text)
-        top, evidence, belief = self.blended(tokens, normalised)
+        """Match a message already made tokens; ``words`` are jieba's words of it (the model
+        reads their characters), cut again from ``text`` when not given."""
+        if words is None:
+            words = self.pipeline.segment(self.pipeline.normalise(text))
+        top, evidence, belief = self.blended(tokens, words)
         candidates = [Candidate(self._slugs[i], round(float(s), 1), self._kinds[i]) for i, s in top]
         intent = self._decide(
             candidates,
             [bool(evidence[i]) for i, _ in top],
-            [bool(evidence[i] or belief[i] >= MODEL_EVIDENCE) for i, _ in top],
+            [
+                bool(evidence[i]) or (belief is not None and belief[i] >= MODEL_EVIDENCE)
+                for i, _ in top
+            ],
         )
+        if (
+            self._overview is not None
+            and (intent is None or self.entries[intent].kind not in ANSWER_KINDS)
+            and self._floor(frozenset(tokens))
+        ):
+            intent = self._slugs[self._overview]
+            if all(c.slug != intent for c in candidates):
+                candidates.append(Candidate(intent, 0.0, "overview"))
         if intent is not None:
             rank = next(r for r, c in enumerate(candidates) if c.slug == intent)
             candidates.insert(0, candidates.pop(rank))

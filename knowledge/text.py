@@ -209,8 +209,11 @@ class TextPipeline:
         last_product: str | None = None  # the product named last in this clause
         clause_start = 0  # len(out) at the last pause
         both = False  # "借呗花呗都…": the stop is about every product named
+        prev = ""  # the word before this one, in this clause
         for word in words:
+            before, prev = prev, word
             if word == " ":
+                prev = ""
                 close()
                 negated_run = False
                 last_product, both, clause_start = None, False, len(out)
@@ -242,8 +245,11 @@ class TextPipeline:
                     if concept == "JIEBEI" and clause and out[-1] == "OTHER_STOPPED":
                         out[-1] = "STOPPED"  # 用不了借呗: 借呗 is the object
                     last_product = concept
-                if concept == "STOPPED" and _wants(out):
-                    concept = "SELF_CLOSE"  # 想把借呗关了: the user wants to close it
+                if concept == "STOPPED" and (
+                    _wants(out) or (before in SELF_WORDS and not word.startswith("被"))
+                ):
+                    # 想把借呗关了: the user wants to close it; 授权我关了, 我取消了: did it.
+                    concept = "SELF_CLOSE"
                 elif concept == "STOPPED" and last_product in OTHER_PRODUCTS and not both:
                     concept = "OTHER_STOPPED"  # 花呗用不了 (借呗 is fine): not our question
                 out.append(concept)
@@ -270,6 +276,8 @@ class TextPipeline:
 PRODUCTS = frozenset({"JIEBEI", "HUABEI", "ONLINE_LOAN", "CREDIT_CARD", "BANK_LOAN"})
 OTHER_PRODUCTS = PRODUCTS - {"JIEBEI"}
 BOTH_WORDS = frozenset({"都", "也", "全", "全都", "一起", "同时"})
+# The user as the subject right before a stop (我关了, 我取消了): the user's own doing.
+SELF_WORDS = frozenset({"我", "俺", "我们", "本人", "我自己", "我已经", "我刚"})
 
 
 def _wants(previous: list[str]) -> bool:

@@ -266,3 +266,40 @@ def test_a_frequency_word_alone_is_no_evidence_of_repaying_early(matcher, text):
 @pytest.mark.parametrize("text", ["借呗经常借了几天就还，后来被关了", "借呗老是提前还款现在用不了"])
 def test_frequency_with_borrowing_or_repaying_still_is(matcher, text):
     assert matcher.match(text).intent == "frequent_prepay"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "谁让你们关我借呗的",
+        "借呗图标灰掉了点都点不动",
+        "jb额度没影了",
+        "借唄被凍住了",
+        "jiebei 不借给我了",
+        "借呗额度被拿走了，我还要进货呢",
+        "借呗不见了，那我欠的钱怎么还",
+        "借呗被关了利息还照算吗",
+        "借呗停了我还能不能提额",
+    ],
+)
+def test_a_stopped_jiebei_always_gets_at_least_the_overview(matcher, text):
+    """The floor: 借呗 named and said to have stopped, in any words, is never nothing and never
+    a near-miss redirect."""
+    m = matcher.match(text)
+    assert m.intent is not None, m.candidates
+    assert matcher.entries[m.intent].kind in ("cause", "overview"), (m.intent, m.candidates)
+
+
+@pytest.mark.parametrize(
+    "text", ["借呗授权我关了，还能再开吗", "我取消了借呗的授权会怎样", "我想把借呗关了"]
+)
+def test_the_users_own_closing_is_not_the_floor(matcher, text):
+    """The user as subject of the stop (我关了, 我取消了) is closing it oneself."""
+    assert "SELF_CLOSE" in matcher.pipeline.tokens(text)
+    m = matcher.match(text)
+    assert m.intent is None or matcher.entries[m.intent].kind not in ("cause", "overview")
+
+
+def test_a_complaint_is_the_providers_doing(matcher):
+    tokens = matcher.pipeline.tokens("谁让你们关我借呗的")
+    assert "STOPPED" in tokens and "SELF_CLOSE" not in tokens
