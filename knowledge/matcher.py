@@ -555,26 +555,35 @@ class Matcher:
 
     def blended(
         self, tokens: Sequence[str], words: Sequence[str]
-    ) -> tuple[list[tuple[int, float]], np.ndarray, np.ndarray | None]:
+    ) -> tuple[list[tuple[int, float]], np.ndarray, list[float]]:
         """The best entries by the blend (rapidfuzz and evidence, plus the entry model), as
         (entry index, score) best first; the keyword evidence per entry; the model's belief
-        per entry, None when it has no say."""
+        in each of the best entries (0 where it has no say)."""
         top, evidence, q, adjust = self._scores(tokens)
         # The model says which entry a message is most like, not whether it is about 借呗 at
         # all: off topic, it has no say.
         if self._stop_signals.isdisjoint(q.present) and TOPIC_TOKENS.isdisjoint(q.present):
-            return top, evidence, None
-        belief = self.model.scores(words, tokens)
-        if belief is None:
-            return top, evidence, None
+            return top, evidence, [0.0] * len(top)
+        found = self.model.scores(words, tokens)
+        if found is None:
+            return top, evidence, [0.0] * len(top)
+        where, belief, rest = found
         fuzzy = dict(top)
-        for i in np.flatnonzero(belief >= MODEL_RETRIEVE).tolist():
+        for i in where[belief >= MODEL_RETRIEVE].tolist():
             if i not in fuzzy:
                 fuzzy[i] = self._entry_score(q, i, adjust)
-        weighted = (MODEL_WEIGHT * belief).tolist()
-        scored = [(i, min(s + weighted[i], 100.0)) for i, s in fuzzy.items()]
-        scored.sort(key=lambda x: (-x[1], x[0]))
-        return [(i, s) for i, s in scored[:TOP_N] if s > 0], evidence, belief
+        keys = list(fuzzy)
+        at = np.searchsorted(where, keys)
+        at[at >= len(where)] = 0
+        hit = where[at] == keys
+        of = np.where(hit, belief[at], rest).tolist()
+        scored = [
+            (min(s + MODEL_WEIGHT * b, 100.0), i, b)
+            for (i, s), b in zip(fuzzy.items(), of, strict=True)
+        ]
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        best = [x for x in scored[:TOP_N] if x[0] > 0]
+        return [(i, s) for s, i, _ in best], evidence, [b for _, _, b in best]
 
     def _floor(self, present: frozenset[str]) -> bool:
         """True when the message names 借呗 and says it stopped, and neither says it works nor
@@ -601,8 +610,8 @@ class Matcher:
         intent = self._decide(
             candidates,
             [
-                bool(evidence[i]) or (belief is not None and belief[i] >= MODEL_EVIDENCE)
-                for i, _ in top
+                bool(evidence[i]) or b >= MODEL_EVIDENCE
+                for (i, _), b in zip(top, belief, strict=True)
             ],
         )
         if (

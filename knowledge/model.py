@@ -28,8 +28,10 @@ Bayes scores at temperature ``TEMPERATURE``, so that the matcher can blend it wi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from itertools import chain, pairwise
+from operator import add
 
 import numpy as np
 
@@ -37,7 +39,6 @@ ALPHA = 0.3  # additive smoothing of the counts
 MAX_SHARE = 0.5  # features in more entries than this share are dropped (when >= 8 entries)
 MIN_ENTRIES_FOR_SHARE = 8
 TEMPERATURE = 0.6  # softmax sharpness: the naive Bayes scores times this
-NGRAMS = (1, 2, 3)
 # A (feature, entry) weight below this is left out: on a large base a common character's
 # weight is near zero for each of thousands of entries, and reading them was most of the cost.
 MIN_WEIGHT = 0.02
@@ -49,15 +50,21 @@ _PAIR = "\x02"
 
 
 def grams(run: str) -> list[str]:
-    """The character n-grams of a run of characters."""
-    size = len(run)
-    return [run[i : i + n] for n in NGRAMS for i in range(size - n + 1)]
+    """The character 1-, 2- and 3-grams of a run of characters."""
+    pairs = list(map(add, run, run[1:]))
+    return [*run, *pairs, *map(add, pairs, run[2:])]
+
+
+def _char_grams(words: Sequence[str]) -> list[str]:
+    """The character 1-3-grams of each run of characters jieba's words make up."""
+    return [g for run in "".join(words).split() for g in grams(run)]
 
 
 def features(words: Sequence[str], tokens: Sequence[str]) -> set[str]:
     """The model's features of a message (jieba's words of it, and its tokens): the character
-    n-grams of each run of characters, the tokens, adjacent token pairs."""
-    out = {g for run in "".join(words).split() for g in grams(run)}
+    1-3-grams of each run of characters (within words and across them), the tokens, adjacent
+    token pairs."""
+    out = set(_char_grams(words))
     out.update([_TOKEN + t for t in tokens])
     out.update([_PAIR + a + "\x00" + b for a, b in pairwise(tokens)])
     return out
@@ -74,6 +81,7 @@ class EntryModel:
         self._dense: np.ndarray | None = None
         self._ids: dict[str, int] = {}
         self._post_start = np.zeros(1, dtype=np.int64)
+        self._starts: list[int] = [0]
         self._post_entry = np.empty(0, dtype=np.intp)
         self._post_weight = np.empty(0)
         sets = [features(words, tokens) for _, words, tokens in examples]
@@ -119,40 +127,52 @@ class EntryModel:
             self._post_entry = entry[order].astype(np.intp)
             self._post_weight = weight[order]
             self._post_start = np.searchsorted(feat[order], np.arange(vocab + 1))
+            self._starts = self._post_start.tolist()
 
     def feature_ids(self, words: Sequence[str], tokens: Sequence[str]) -> list[int]:
         """The ids of a message's known features, each once."""
         get = self._ids.get
-        chars = [g for run in "".join(words).split() for g in grams(run)]
-        out = {i for i in map(get, chars) if i is not None}
-        out.update(i for i in map(get, [_TOKEN + t for t in tokens]) if i is not None)
+        found = map(get, [*_char_grams(words), *[_TOKEN + t for t in tokens]])
+        out = {i for i in found if i is not None}
         pairs = [_PAIR + a + "\x00" + b for a, b in pairwise(tokens)]
         out.update(i for i in map(get, pairs) if i is not None)
         return list(out)
 
-    def raw(self, known: list[int]) -> np.ndarray:
-        """Per entry, the naive Bayes score of a message's feature ids (higher is likelier)."""
+    def raw(self, known: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The entries some known feature of a message speaks for (ascending) and their naive
+        Bayes scores (higher is likelier); every other entry scores 0."""
         if not known:
-            return np.zeros(self.n_entries)
+            return np.empty(0, dtype=np.intp), np.empty(0)
         if self._dense is not None:
-            return np.add.reduce(self._dense[np.fromiter(known, np.intp, len(known))], axis=0)
-        start = self._post_start
-        where = np.concatenate([self._post_entry[start[i] : start[i + 1]] for i in known])
-        weight = np.concatenate([self._post_weight[start[i] : start[i + 1]] for i in known])
-        return np.bincount(where, weights=weight, minlength=self.n_entries)
+            raw = np.add.reduce(self._dense[np.fromiter(known, np.intp, len(known))], axis=0)
+            where = np.flatnonzero(raw)
+            return where, raw[where]
+        start = self._starts
+        if len(known) == 1:
+            i = known[0]
+            return self._post_entry[start[i] : start[i + 1]], self._post_weight[
+                start[i] : start[i + 1]
+            ]
+        # One index over all the features' postings, without a Python slice each.
+        lo = np.fromiter((start[i] for i in known), np.intp, len(known))
+        hi = np.fromiter((start[i + 1] for i in known), np.intp, len(known))
+        size = hi - lo
+        at = np.repeat(lo - np.cumsum(size) + size, size) + np.arange(int(size.sum()))
+        where, inverse = np.unique(self._post_entry[at], return_inverse=True)
+        return where, np.bincount(inverse, weights=self._post_weight[at], minlength=len(where))
 
-    def scores(self, words: Sequence[str], tokens: Sequence[str]) -> np.ndarray | None:
-        """Per entry, 0-1: the softmax of ``raw`` at ``TEMPERATURE``; None when no feature of
-        the message is known (the model has nothing to say)."""
-        known = self.feature_ids(words, tokens)
-        if not known:
+    def scores(
+        self, words: Sequence[str], tokens: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """The softmax of the naive Bayes scores at ``TEMPERATURE`` over every entry, as
+        (entries, their beliefs, every other entry's belief); beliefs are 0-1 and sum to 1.
+        None when no feature of the message is known (the model has nothing to say)."""
+        where, raw = self.raw(self.feature_ids(words, tokens))
+        if not len(where):
             return None
-        raw = self.raw(known)
-        top = raw.max()
-        if top <= 0.0:
-            return None
-        raw -= top
-        raw *= TEMPERATURE
-        np.exp(raw, out=raw)
-        raw /= raw.sum()
-        return raw
+        top = float(raw.max())
+        raw = np.exp(TEMPERATURE * (raw - top))
+        rest = math.exp(-TEMPERATURE * top)
+        total = float(raw.sum()) + (self.n_entries - len(where)) * rest
+        raw /= total
+        return where, raw, rest / total

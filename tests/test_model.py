@@ -6,6 +6,8 @@ Real jieba and rapidfuzz; the phrasings are written for these tests.
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from knowledge import matcher as matcher_module
 from knowledge.entries import Entry, shipped_entries
@@ -30,8 +32,15 @@ def model_of(pipeline, entries):
 
 
 def belief(pipeline, model, text):
+    """The model's belief in every entry (None when it has no say)."""
     words = pipeline.segment(pipeline.normalise(text))
-    return model.scores(words, pipeline.concepts(words))
+    found = model.scores(words, pipeline.concepts(words))
+    if found is None:
+        return None
+    where, p, rest = found
+    out = np.full(model.n_entries, rest)
+    out[where] = p
+    return out
 
 
 def test_the_model_pools_the_words_of_all_examples(pipeline):
@@ -109,3 +118,42 @@ def test_one_entry_scored_alone_equals_the_exhaustive_scorer_to_the_bit(pipeline
         final = np.where(raw > 0, np.clip(raw + adjust, 0.0, 100.0), 0.0)
         for i in range(len(m.slugs())):
             assert m._entry_score(q, i, adjust) == final[i], (text, i)
+
+
+def test_dense_and_sparse_weights_give_the_same_beliefs(pipeline, monkeypatch):
+    """Small bases keep the weights as a matrix, large ones as postings: same beliefs."""
+    from knowledge import model as model_module
+
+    dense = model_of(pipeline, shipped_entries())
+    monkeypatch.setattr(model_module, "DENSE_MAX", 0)
+    sparse = model_of(pipeline, shipped_entries())
+    assert dense._dense is not None and sparse._dense is None
+    for text in ["花呗晚还了两天借呗没了", "身份证换新的了借呗还是关着", "jb额度被收回", "作废"]:
+        a, b = belief(pipeline, dense, text), belief(pipeline, sparse, text)
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert np.allclose(a, b, rtol=1e-12, atol=1e-15) and abs(a.sum() - 1) < 1e-9
+
+
+words_st = st.lists(
+    st.one_of(st.just(" "), st.text(alphabet="借呗关了a b", min_size=1, max_size=4)), max_size=8
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(words=words_st)
+def test_character_ngrams_are_those_of_each_run_of_characters(words):
+    """The n-grams are those of the runs of characters the words make up: across jieba's
+    word boundaries too, never across a space."""
+    runs = "".join(words).split()
+    expected = {r[i : i + n] for r in runs for n in (1, 2, 3) for i in range(len(r) - n + 1)}
+    assert features(words, []) == expected
+
+
+def test_feature_ids_are_the_ids_of_the_features(pipeline):
+    model = model_of(pipeline, shipped_entries())
+    for text in ["花呗晚还了两天借呗没了", "借呗 额度 作废", "jb凉了怎么办", "借呗被关了"]:
+        words = pipeline.segment(pipeline.normalise(text))
+        tokens = pipeline.concepts(words)
+        want = sorted(model._ids[f] for f in features(words, tokens) if f in model._ids)
+        assert sorted(model.feature_ids(words, tokens)) == want
