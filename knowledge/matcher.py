@@ -55,6 +55,7 @@ cannot change the answer), or, where no C compiler was at hand, in numpy
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -63,7 +64,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from knowledge.entries import Entry
-from knowledge.model import EntryModel
+from knowledge.model import MEMO_MAX, EntryModel, FeatureMemo
 from knowledge.text import TextPipeline
 
 try:  # the compiled top-N search (knowledge/_scan.c); optional, see setup.py
@@ -126,6 +127,27 @@ MODEL_WEIGHT = 20.0
 MODEL_RETRIEVE = 0.25
 # A belief this strong counts as evidence, as an entry's keywords do (the lower bar).
 MODEL_EVIDENCE = 0.6
+
+
+class _Memo(FeatureMemo):
+    """Per text pipeline: each example phrase's tokens (and, in the base class, its model
+    features), so that a rebuild reads only the phrases it has not seen before."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: dict[str, list[str]] = {}
+
+
+_memos: weakref.WeakKeyDictionary[TextPipeline, _Memo] = weakref.WeakKeyDictionary()
+_memos_lock = threading.Lock()
+
+
+def _memo(pipeline: TextPipeline) -> _Memo:
+    with _memos_lock:
+        memo = _memos.get(pipeline)
+        if memo is None:
+            memo = _memos[pipeline] = _Memo()
+        return memo
 
 
 class Candidate(NamedTuple):
@@ -218,21 +240,30 @@ class Matcher:
         owner: list[int] = []
         starts: list[int] = []
         groups: list[tuple[int, frozenset[str]]] = []
-        model_examples: list[tuple[int, list[str], list[str]]] = []
-        for i, entry in enumerate(entries):
-            starts.append(len(token_lists))
-            for word in entry.keywords:
-                group = frozenset(self.pipeline.tokens(word))
-                if group:
-                    groups.append((i, group))
-            for phrase in entry.examples:
-                words = self.pipeline.segment(self.pipeline.normalise(phrase))
-                tokens = self.pipeline.concepts(words)
-                model_examples.append((i, words, tokens))
-                if tokens:
-                    token_lists.append([ids.setdefault(t, len(ids)) for t in tokens])
-                    owner.append(i)
-        self.model = EntryModel(model_examples, len(entries))
+        model_examples: list[tuple[int, np.ndarray]] = []
+        memo = _memo(self.pipeline)
+        with memo.lock:
+            memo.start()
+            if len(memo.tokens) >= MEMO_MAX:  # bounded like the features
+                memo.tokens.clear()
+            for i, entry in enumerate(entries):
+                starts.append(len(token_lists))
+                for word in entry.keywords:
+                    group = frozenset(self.pipeline.tokens(word))
+                    if group:
+                        groups.append((i, group))
+                for phrase in entry.examples:
+                    tokens = memo.tokens.get(phrase)
+                    found = memo.get(phrase)
+                    if tokens is None or found is None:
+                        words = self.pipeline.segment(self.pipeline.normalise(phrase))
+                        tokens = memo.tokens[phrase] = self.pipeline.concepts(words)
+                        found = memo.add(phrase, words, tokens)
+                    model_examples.append((i, found))
+                    if tokens:
+                        token_lists.append([ids.setdefault(t, len(ids)) for t in tokens])
+                        owner.append(i)
+            self.model = EntryModel(model_examples, len(entries), memo)
         self._ids = ids
         self._slugs = [e.slug for e in entries]
         self._kinds = [e.kind for e in entries]

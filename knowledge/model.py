@@ -29,8 +29,9 @@ Bayes scores at temperature ``TEMPERATURE``, so that the matcher can blend it wi
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
-from itertools import chain, pairwise
+from itertools import pairwise
 from operator import add
 
 import numpy as np
@@ -45,6 +46,9 @@ MIN_WEIGHT = 0.02
 # Up to this many weights (features x entries), they are kept as one dense matrix: a message's
 # scores are then one indexed sum instead of a sum of postings.
 DENSE_MAX = 2_000_000
+# Phrases whose features a FeatureMemo keeps (ten thousand entries of forty examples each).
+MEMO_MAX = 400_000
+NAMES_MAX = 5_000_000
 _TOKEN = "\x01"
 _PAIR = "\x02"
 
@@ -70,12 +74,51 @@ def features(words: Sequence[str], tokens: Sequence[str]) -> set[str]:
     return out
 
 
+class FeatureMemo:
+    """Each example phrase's features, as ids of one vocabulary that only grows, so that the
+    rebuild after an edit extracts features from the new phrases only: the model is refitted
+    from the counts, which is fast; reading every phrase again is not. One memo per text
+    pipeline (the features of a phrase depend on nothing else); cleared when it holds
+    ``MEMO_MAX`` phrases. Not thread-safe: hold ``lock``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.names: list[str] = []
+        self._ids: dict[str, int] = {}
+        self._phrases: dict[str, np.ndarray] = {}
+
+    def start(self) -> None:
+        """Before a build: forget everything when the vocabulary has grown past NAMES_MAX."""
+        if len(self.names) > NAMES_MAX:
+            self.names.clear()
+            self._ids.clear()
+            self._phrases.clear()
+
+    def get(self, phrase: str) -> np.ndarray | None:
+        return self._phrases.get(phrase)
+
+    def add(self, phrase: str, words: Sequence[str], tokens: Sequence[str]) -> np.ndarray:
+        if len(self._phrases) >= MEMO_MAX:
+            self._phrases.clear()
+        ids = self._ids
+        names = self.names
+        out = []
+        for f in features(words, tokens):
+            i = ids.get(f)
+            if i is None:
+                i = ids[f] = len(names)
+                names.append(f)
+            out.append(i)
+        found = self._phrases[phrase] = np.asarray(out, dtype=np.int64)
+        return found
+
+
 class EntryModel:
-    """Complement naive Bayes over ``features``; built from (entry index, words, tokens) of
-    every example."""
+    """Complement naive Bayes over ``features``; built from (entry index, feature ids in
+    ``memo``) of every example."""
 
     def __init__(
-        self, examples: Sequence[tuple[int, Sequence[str], Sequence[str]]], n_entries: int
+        self, examples: Sequence[tuple[int, np.ndarray]], n_entries: int, memo: FeatureMemo
     ) -> None:
         self.n_entries = n_entries
         self._dense: np.ndarray | None = None
@@ -84,25 +127,25 @@ class EntryModel:
         self._starts: list[int] = [0]
         self._post_entry = np.empty(0, dtype=np.intp)
         self._post_weight = np.empty(0)
-        sets = [features(words, tokens) for _, words, tokens in examples]
-        flat = list(chain.from_iterable(sets))
-        if not flat or not n_entries:
+        if not examples or not n_entries:
             return
-        ids = {f: i for i, f in enumerate(dict.fromkeys(flat))}
-        n_feat = len(ids)
-        c = np.fromiter(map(ids.__getitem__, flat), dtype=np.int64, count=len(flat))
+        c = np.concatenate([ids for _, ids in examples])
+        if not len(c):
+            return
         r = np.repeat(
-            np.fromiter((e for e, _, _ in examples), dtype=np.int64, count=len(examples)),
-            np.fromiter(map(len, sets), dtype=np.int64, count=len(sets)),
+            np.fromiter((e for e, _ in examples), dtype=np.int64, count=len(examples)),
+            np.fromiter((len(ids) for _, ids in examples), dtype=np.int64, count=len(examples)),
         )
         # Per (feature, entry): how many of the entry's examples have the feature.
         key, count = np.unique(c * n_entries + r, return_counts=True)
         feat, entry = key // n_entries, key % n_entries
         count = count.astype(np.float64)
+        # This build's features in the memo's ids, and how many entries each is in.
+        present, feat, spread = np.unique(feat, return_inverse=True, return_counts=True)
         # Features in too many entries are dropped.
-        keep_feat = np.ones(n_feat, dtype=bool)
+        keep_feat = np.ones(len(present), dtype=bool)
         if n_entries >= MIN_ENTRIES_FOR_SHARE:
-            keep_feat = np.bincount(feat, minlength=n_feat) <= MAX_SHARE * n_entries
+            keep_feat = spread <= MAX_SHARE * n_entries
         keep = keep_feat[feat]
         feat, entry, count = feat[keep], entry[keep], count[keep]
         vocab = int(keep_feat.sum())
@@ -116,14 +159,19 @@ class EntryModel:
         weight = np.log(ALPHA + total_f[feat]) - np.log(ALPHA + total_f[feat] - count)
         big = weight >= MIN_WEIGHT
         feat, entry, weight = feat[big], entry[big], weight[big]
-        names = list(ids)
-        kept = [names[i] for i in np.flatnonzero(keep_feat).tolist()]
-        self._ids = dict(zip(kept, range(vocab), strict=True))
+        # Ids in the order of the features' names, not of the memo's history: the same entries
+        # give the same model, to the bit, in any process.
+        kept = np.asarray([memo.names[i] for i in present[keep_feat].tolist()], dtype=object)
+        by_name = np.argsort(kept.astype(str), kind="stable")
+        rank = np.empty(vocab, dtype=np.int64)
+        rank[by_name] = np.arange(vocab)
+        feat = rank[feat]
+        self._ids = dict(zip(kept[by_name].tolist(), range(vocab), strict=True))
         if vocab * n_entries <= DENSE_MAX:
             self._dense = np.zeros((vocab, n_entries))
             self._dense[feat, entry] = weight
         else:
-            order = np.argsort(feat, kind="stable")
+            order = np.lexsort((entry, feat))
             self._post_entry = entry[order].astype(np.intp)
             self._post_weight = weight[order]
             self._post_start = np.searchsorted(feat[order], np.arange(vocab + 1))
@@ -136,7 +184,7 @@ class EntryModel:
         out = {i for i in found if i is not None}
         pairs = [_PAIR + a + "\x00" + b for a, b in pairwise(tokens)]
         out.update(i for i in map(get, pairs) if i is not None)
-        return list(out)
+        return sorted(out)  # summed in one order, whatever the set's
 
     def raw(self, known: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """The entries some known feature of a message speaks for (ascending) and their naive

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from knowledge import matcher as matcher_module
 from knowledge.entries import Entry, shipped_entries
 from knowledge.matcher import Matcher
-from knowledge.model import EntryModel, features
+from knowledge.model import EntryModel, FeatureMemo, features
 
 
 def test_features_are_character_ngrams_tokens_and_token_pairs():
@@ -22,13 +22,21 @@ def test_features_are_character_ngrams_tokens_and_token_pairs():
     assert "\x01JIEBEI" in f and "\x02JIEBEI\x00STOPPED" in f
 
 
-def model_of(pipeline, entries):
+def model_of(pipeline, entries, memo=None):
+    memo = memo or FeatureMemo()
     rows = []
     for i, e in enumerate(entries):
         for p in e.examples:
             words = pipeline.segment(pipeline.normalise(p))
-            rows.append((i, words, pipeline.concepts(words)))
-    return EntryModel(rows, len(entries))
+            rows.append(
+                (
+                    i,
+                    memo.get(p)
+                    if memo.get(p) is not None
+                    else memo.add(p, words, pipeline.concepts(words)),
+                )
+            )
+    return EntryModel(rows, len(entries), memo)
 
 
 def belief(pipeline, model, text):
@@ -157,3 +165,28 @@ def test_feature_ids_are_the_ids_of_the_features(pipeline):
         tokens = pipeline.concepts(words)
         want = sorted(model._ids[f] for f in features(words, tokens) if f in model._ids)
         assert sorted(model.feature_ids(words, tokens)) == want
+
+
+def test_the_same_entries_give_the_same_model_whatever_the_memo_saw_before(pipeline):
+    """The memo's ids follow its history; the model's do not: same beliefs, to the bit."""
+    fresh = model_of(pipeline, shipped_entries())
+    used = FeatureMemo()
+    model_of(pipeline, list(reversed(shipped_entries()))[:5], used)  # another history
+    again = model_of(pipeline, shipped_entries(), used)
+    for text in ["花呗晚还了两天借呗没了", "借呗额度被收回了怎么办", "jb凉了"]:
+        assert np.array_equal(belief(pipeline, fresh, text), belief(pipeline, again, text))
+
+
+def test_a_rebuild_reads_only_new_phrases(pipeline, monkeypatch):
+    """After the first build, building again with one more example reads that one only."""
+    entries = shipped_entries()
+    Matcher(entries, pipeline)
+    read = []
+    real = pipeline.normalise
+    monkeypatch.setattr(pipeline, "normalise", lambda text: read.append(text) or real(text))
+    entries[0].examples.append("一句新写的例句说花呗晚还借呗就停")
+    Matcher(entries, pipeline)
+    assert (
+        read == ["一句新写的例句说花呗晚还借呗就停"] + [k for e in entries for k in e.keywords]
+        or read.count("一句新写的例句说花呗晚还借呗就停") == 1
+    )
