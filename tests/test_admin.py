@@ -342,13 +342,25 @@ async def test_example_is_live_for_matching_at_once(h, kb):
     assert kb.match(text).intent == "risk"
 
 
-async def test_example_warns_when_it_matches_elsewhere(h, kb):
+@pytest.fixture
+def ties_to_the_earlier_entry(monkeypatch):
+    """The learned entry model off: equal examples tie and the earlier entry wins, which is
+    what these tests use to pull an example over to another entry."""
+    from knowledge import matcher as matcher_module
+
+    monkeypatch.setattr(matcher_module, "MODEL_WEIGHT", 0.0)
+    monkeypatch.setattr(matcher_module, "MODEL_EVIDENCE", 2.0)
+
+
+async def test_example_warns_when_it_matches_elsewhere(h, kb, ties_to_the_earlier_entry):
     # "closed" comes first, so it wins the tie for overdue's own example phrase.
     reply = texts(await h.send(ADMIN, "/example overdue 借呗被关了怎么办"))
     assert "注意" in reply and "closed" in reply
 
 
-async def test_safety_net_names_displaced_examples_and_undoes(h, kb, store):
+async def test_safety_net_names_displaced_examples_and_undoes(
+    h, kb, store, ties_to_the_earlier_entry
+):
     before = store.export()
     assert kb.match("账号异常借呗用不了").intent == "risk"
     calls = await h.send(ADMIN, "/example closed 账号异常借呗用不了")
