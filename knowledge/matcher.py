@@ -121,10 +121,11 @@ FLOOR_FROM = 256
 # Entries ordered by partition first when visiting a large base (see _visiting_order).
 VISIT_BATCH = 64
 # The learned entry model (knowledge/model.py) adds up to MODEL_WEIGHT points: its 0-1 belief
-# in the entry times this. Entries it believes in at least MODEL_RETRIEVE (so at most three)
-# are candidates even when rapidfuzz's index did not rank them in its TOP_N.
+# in the entry times this. An entry it believes in at least MODEL_RETRIEVE (so at most one) is
+# a candidate even when rapidfuzz's index did not rank it in its TOP_N (0.25 gave the same
+# figures and scored more entries one by one; none at all cost one point of writers' causes).
 MODEL_WEIGHT = 20.0
-MODEL_RETRIEVE = 0.25
+MODEL_RETRIEVE = 0.5
 # A belief this strong counts as evidence, as an entry's keywords do (the lower bar).
 MODEL_EVIDENCE = 0.6
 
@@ -600,14 +601,15 @@ class Matcher:
             return top, evidence, [0.0] * len(top)
         where, belief, rest = found
         fuzzy = dict(top)
-        for i in where[belief >= MODEL_RETRIEVE].tolist():
+        strong = np.flatnonzero(belief >= MODEL_RETRIEVE)
+        if len(strong):
+            i = int(where[strong[0]])
             if i not in fuzzy:
                 fuzzy[i] = self._entry_score(q, i, adjust)
         keys = list(fuzzy)
         at = np.searchsorted(where, keys)
-        at[at >= len(where)] = 0
-        hit = where[at] == keys
-        of = np.where(hit, belief[at], rest).tolist()
+        np.minimum(at, len(where) - 1, out=at)
+        of = np.where(where[at] == keys, belief[at], rest).tolist()
         scored = [
             (min(s + MODEL_WEIGHT * b, 100.0), i, b)
             for (i, s), b in zip(fuzzy.items(), of, strict=True)

@@ -36,6 +36,11 @@ from operator import add
 
 import numpy as np
 
+try:  # the character n-gram lookup, compiled (knowledge/_scan.c); optional, see setup.py
+    from knowledge import _scan
+except ImportError:  # pragma: no cover - only without a C compiler at install time
+    _scan = None
+
 ALPHA = 0.3  # additive smoothing of the counts
 MAX_SHARE = 0.5  # features in more entries than this share are dropped (when >= 8 entries)
 MIN_ENTRIES_FOR_SHARE = 8
@@ -178,13 +183,18 @@ class EntryModel:
             self._starts = self._post_start.tolist()
 
     def feature_ids(self, words: Sequence[str], tokens: Sequence[str]) -> list[int]:
-        """The ids of a message's known features, each once."""
-        get = self._ids.get
-        found = map(get, [*_char_grams(words), *[_TOKEN + t for t in tokens]])
-        out = {i for i in found if i is not None}
+        """The ids of a message's known features, each once, in ascending order (so that they
+        are summed in one order)."""
+        ids = self._ids
+        get = ids.get
+        if _scan is not None:
+            out = set(_scan.gram_ids("".join(words), ids))
+        else:  # pragma: no cover - only without a C compiler at install time
+            out = {i for i in map(get, _char_grams(words)) if i is not None}
+        out.update(i for i in map(get, [_TOKEN + t for t in tokens]) if i is not None)
         pairs = [_PAIR + a + "\x00" + b for a, b in pairwise(tokens)]
         out.update(i for i in map(get, pairs) if i is not None)
-        return sorted(out)  # summed in one order, whatever the set's
+        return sorted(out)
 
     def raw(self, known: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """The entries some known feature of a message speaks for (ascending) and their naive

@@ -72,7 +72,9 @@ def test_training_is_deterministic(pipeline):
     assert np.array_equal(belief(pipeline, a, text), belief(pipeline, b, text))
 
 
-def test_an_entry_the_model_ranks_high_is_a_candidate_though_no_token_is_shared(pipeline):
+def test_an_entry_the_model_ranks_high_is_a_candidate_though_no_token_is_shared(
+    pipeline, monkeypatch
+):
     """The question shares no token with entry x's examples, only characters (作废 / 废掉):
     rapidfuzz's index cannot retrieve x, the model brings it in, in every engine alike."""
     entries = [
@@ -80,6 +82,7 @@ def test_an_entry_the_model_ranks_high_is_a_candidate_though_no_token_is_shared(
         *[Entry(f"y{i}", "y", examples=[f"借呗用不了{w}"]) for i, w in enumerate("一二三")],
     ]
     question = "借呗废掉"
+    monkeypatch.setattr(matcher_module, "MODEL_RETRIEVE", 0.3)  # its belief here: about 0.37
     found = []
     for use_index in (True, False):
         m = Matcher(entries, pipeline, use_index=use_index)
@@ -190,3 +193,14 @@ def test_a_rebuild_reads_only_new_phrases(pipeline, monkeypatch):
         read == ["一句新写的例句说花呗晚还借呗就停"] + [k for e in entries for k in e.keywords]
         or read.count("一句新写的例句说花呗晚还借呗就停") == 1
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="借呗关了 a\t\u3000b", max_size=12))
+def test_the_compiled_ngram_lookup_finds_what_python_finds(text):
+    from knowledge import _scan
+    from knowledge.model import _char_grams
+
+    grams = _char_grams([text])
+    ids = {g: n for n, g in enumerate(sorted(set(grams))[::2])}  # half of them known
+    assert sorted(_scan.gram_ids(text, ids)) == sorted(ids[g] for g in grams if g in ids)
