@@ -490,15 +490,11 @@ class Store:
         stale button never undoes somebody else's later edit.
         """
         with self._lock, self._tx():
-            row = self.db.execute(
-                "SELECT id FROM history WHERE undone = 0 AND action != 'undo' "
-                "ORDER BY id DESC LIMIT 1"
-            ).fetchone()
-            if change_id is not None and (row is None or row[0] != change_id):
+            change = self.latest_undoable()
+            if change_id is not None and (change is None or change.id != change_id):
                 raise StoreError(f"change #{change_id} is no longer the latest change")
-            if row is None:
+            if change is None:
                 return None
-            change = self._history_row(row[0])
             if change.action == "import":
                 self._write_all([Entry(**d) for d in change.before])
             elif change.before is None:
@@ -516,6 +512,15 @@ class Store:
             )
             self._bump_revision()
         return change
+
+    def latest_undoable(self) -> Change | None:
+        """The change ``undo`` would take back now, if any."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT id FROM history WHERE undone = 0 AND action != 'undo' "
+                "ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            return self._history_row(row[0]) if row else None
 
     def _history_row(self, change_id: int) -> Change:
         return _change(self.db["history"].get(change_id))

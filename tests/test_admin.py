@@ -402,7 +402,16 @@ async def test_undo_is_exact_and_repeatable(h, store):
         reply = texts(await h.send(ADMIN, "/undo"))
         assert "已撤销" in reply
         assert store.export() == expected
-    assert "已撤销" in texts(await h.send(ADMIN, "/undo"))  # the fixture's import
+    # The fixture's import: a whole import is taken back only after a confirmation.
+    calls = await h.send(ADMIN, "/undo")
+    assert "整体导入" in texts(calls) and "删除 4" in texts(calls)
+    assert store.export() == snapshots[0]
+    confirm = callback(calls, "a:und:")
+    calls = await h.press(ADMIN, message_with(h, confirm), confirm)
+    assert "已撤销" in texts(calls)
+    assert store.entries() == []
+    again = await h.press(ADMIN, last_sent(h), confirm)
+    assert admin.STALE in texts(again)
     assert texts(await h.send(ADMIN, "/undo")) == admin.UNDO_NOTHING
 
 
@@ -440,7 +449,7 @@ async def test_delete_needs_confirmation(h, kb, store):
 
 
 async def test_pending_confirmation_expires(h, store, monkeypatch):
-    monkeypatch.setattr(admin, "PENDING_TTL", 0.0)
+    monkeypatch.setattr(admin.admin_core, "PENDING_TTL", 0.0)
     calls = await h.send(ADMIN, "/delete hello")
     confirm = callback(calls, "a:del:")
     calls = await h.press(ADMIN, message_with(h, confirm), confirm)
@@ -527,14 +536,15 @@ async def test_import_of_the_same_document_asks_nothing(h, store):
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        (b"{not json: [", "neither valid JSON nor valid YAML"),
-        (b'{"version": 2, "entries": []}', "unknown document version 2"),
+        (b"{not json: [", "既不是有效的 JSON，也不是有效的 YAML"),
+        (b"version: 1\nentries:\n  - slug: a\n   title: [\n", "第 4 行"),
+        (b'{"version": 2, "entries": []}', "未知的文件版本 2"),
         ("\xff\xfe".encode("latin-1") + "借呗".encode("utf-16-le"), "不是 UTF-8"),
         (
             json.dumps({"version": 1, "entries": [DOC["entries"][0], DOC["entries"][0]]}).encode(),
-            "duplicates entry 1",
+            "与第 1 条重复",
         ),
-        (json.dumps({"version": 1, "entries": [{"slug": "x1"}]}).encode(), "'title'"),
+        (json.dumps({"version": 1, "entries": [{"slug": "x1"}]}).encode(), "字段 title"),
         # valid entries first, an invalid one half-way: nothing of it is stored
         (
             json.dumps(
@@ -547,7 +557,7 @@ async def test_import_of_the_same_document_asks_nothing(h, store):
                     ],
                 }
             ).encode(),
-            "entry 3",
+            "第 3 条（Bad Slug）",
         ),
         (b"x" * (2 * 1024 * 1024 + 1), "文件太大"),
     ],
@@ -719,6 +729,7 @@ ALL_COMMANDS = [
     "/history",
     "/undo",
     "/unmatched",
+    "/review",
     "/stats",
 ]
 
