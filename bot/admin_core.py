@@ -1293,9 +1293,9 @@ class AdminDesk:
                 alike = " ".join(f"「{short(r['question'], 30)}」" for r in group[1:4])
                 lines.append(UNMATCHED_ALIKE.format(texts=alike))
             answered = sorted({r["answered"] for r in group if r["answered"]})
-            kinds: dict[str, int] = {}
-            for r in group:
-                kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+            kinds = {
+                k: n for k in SUGGESTION_KIND_NAMES if (n := sum(r["kind"] == k for r in group))
+            }
             lines.append(
                 REVIEW_FROM.format(
                     answered=" ".join(f"<code>{e(s)}</code>" for s in answered)

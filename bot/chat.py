@@ -102,6 +102,22 @@ def run_chat(
     if interactive:
         print(texts.CHAT_BANNER, file=out)
     choices = show(conv.start(), out)
+    try:
+        _talk(conv, desk, admin, stdin, out, interactive, choices)
+    finally:
+        kb.store.flush_questions()  # the questions asked are queued, not yet written
+    return 0
+
+
+def _talk(
+    conv: Conversation,
+    desk: AdminDesk | None,
+    admin: Admin | None,
+    stdin: TextIO,
+    out: TextIO,
+    interactive: bool,
+    choices: list[Button],
+) -> None:
     while True:
         if interactive:
             print("> ", end="", file=out, flush=True)
@@ -135,4 +151,3 @@ def run_chat(
         new = show(replies, out)
         if new:
             choices = new
-    return 0
