@@ -1309,8 +1309,8 @@ class AdminDesk:
             if entry is not None:
                 row.append(Button(f"{i} ✅ {target}", f"a:ra:{first['id']}"))
             row += [
-                Button(f"{i} ↪", f"a:rp:{first['id']}"),
-                Button(f"{i} 🗑", f"a:rd:{first['id']}"),
+                Button(f"{i} ↪ 其他条目", f"a:rp:{first['id']}"),
+                Button(f"{i} 🗑 忽略", f"a:rd:{first['id']}"),
             ]
             buttons.append(row)
         lines.append(REVIEW_HINT)
