@@ -97,12 +97,18 @@ def desk_of(context: Context) -> AdminDesk:
     return desk
 
 
-async def refuse(update: Update, command: str) -> None:
+async def refuse(update: Update, context: Context, command: str) -> None:
+    """Refuse a non-admin; the log line names the user only with ``LOG_USER_IDS``."""
     user, chat = update.effective_user, update.effective_chat
+    settings = context.bot_data.get("settings")
+    if settings is not None and settings.log_user_ids:
+        named = f"user {user.id if user else None}"
+    else:
+        named = "a non-admin"
     log.warning(
-        "refused admin command %s from user %s (chat type %s)",
+        "refused admin command %s from %s (chat type %s)",
         command,
-        user.id if user else None,
+        named,
         chat.type if chat else None,
     )
     if update.callback_query is not None:
@@ -120,7 +126,7 @@ async def guarded(
     """Run an admin handler for admins, refuse everyone else; then stop further handlers."""
     try:
         if not is_admin(update, context):
-            await refuse(update, command)
+            await refuse(update, context, command)
         else:
             await func(update, context)
     except Exception as exc:  # reported by the application's error handler, then stop

@@ -160,10 +160,28 @@ def test_not_mine_then_asking_again_fills_where_the_user_went(conv, kb, clock):
 def test_a_group_chat_records_the_chat_and_nothing_without_store_writes(kb, clock):
     conv = Conversation(kb, clock=clock)
     not_mine(conv, (-100, 5))
-    assert rows(kb)[0]["chat"] == "-100"
+    assert rows(kb)[0]["chat"] == "-100:5"  # the conversation's key, as /forget deletes it
     quiet = Conversation(kb, store_writes=False, clock=clock)
     not_mine(quiet, 17)
     assert len(rows(kb)) == 1
+
+
+def test_forget_deletes_the_chats_suggestions_and_retention_prunes_them(conv, kb):
+    not_mine(conv, 19)
+    not_mine(conv, (-100, 19))
+    not_mine(conv, 20)
+    conv.forget_now(19)
+    assert [r["chat"] for r in rows(kb)] == ["20"]
+    kb.store.db.execute("UPDATE suggestions SET at = 0")
+    kb.store.prune()
+    assert rows(kb) == []
+
+
+def test_masked_numbers_never_reach_a_suggestion(conv, kb):
+    phone = "13812345678"
+    _, offered = not_mine(conv, 21, f"信用卡逾期一天借呗就关了 我电话{phone}")
+    assert rows(kb) and phone not in rows(kb)[0]["question"]
+    assert rows(kb)[0]["question"].startswith(QUESTION)
 
 
 def test_a_store_failure_never_costs_the_answer(conv, kb, monkeypatch):
@@ -190,7 +208,7 @@ def test_the_question_is_stored_through_the_question_log_text(tmp_path):
 def test_the_migration_adds_the_table_to_an_existing_file(tmp_path):
     path = tmp_path / "old.db"
     db = Database(path)
-    migrations.apply(db, stop_before="m002_suggestions")
+    migrations.apply(db, stop_before="m003_suggestions")
     assert "suggestions" not in db.table_names()
     db.close()
     store = Store(path)
