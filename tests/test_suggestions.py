@@ -179,7 +179,7 @@ def test_forget_deletes_the_chats_suggestions_and_retention_prunes_them(conv, kb
 
 def test_masked_numbers_never_reach_a_suggestion(conv, kb):
     phone = "13812345678"
-    _, offered = not_mine(conv, 21, f"信用卡逾期一天借呗就关了 我电话{phone}")
+    not_mine(conv, 21, f"信用卡逾期一天借呗就关了 我电话{phone}")
     assert rows(kb) and phone not in rows(kb)[0]["question"]
     assert rows(kb)[0]["question"].startswith(QUESTION)
 
