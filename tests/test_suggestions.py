@@ -13,6 +13,7 @@ from bot import texts
 from bot.conversation import CORRECTION_TTL, REPHRASE_WINDOW, Conversation
 from bot.render import Reply
 from knowledge.store import WEEK, Store, StoreError, migrations
+from tests.conftest import make_kb
 
 QUESTION = "信用卡逾期一天借呗就关了"
 
@@ -111,12 +112,16 @@ def test_unhelpful_is_a_suggestion_with_the_question(conv, kb):
     assert len(rows(kb)) == 1  # 有帮助 is no suggestion
 
 
-def test_a_which_one_pick_is_a_suggestion(conv, kb):
-    ambiguous = next(
-        q
-        for q in ("借呗用不了了，上个月换了新手机登录", "借呗关了，最近网贷借了好几笔")
-        if kb.match(q).ambiguous
-    )
+def test_a_which_one_pick_is_a_suggestion(tmp_path, pipeline, clock):
+    # Two causes with the same example: a question like it is a close call between them.
+    twins = [
+        {"slug": slug, "title": title, "examples": ["借呗突然被关掉了"]}
+        for slug, title in (("cause_a", "原因甲"), ("cause_b", "原因乙"))
+    ]
+    kb = make_kb(tmp_path / "twins.db", pipeline, {"version": 1, "entries": twins})
+    conv = Conversation(kb, clock=clock)
+    ambiguous = "借呗突然被关掉了"
+    assert kb.match(ambiguous).ambiguous
     [choice] = conv.on_text(11, ambiguous)
     assert choice.text_html == texts.AMBIGUOUS
     picked = entry_buttons(choice)[1]
