@@ -112,6 +112,10 @@ TYPED_NONE_OF_THESE = frozenset({
     "没有一个是", "没一个是", "都不像", "这些都不对", "都不是这些", "好像都不是", "都不沾边",
 })  # fmt: skip
 _TRAILING_PARTICLES = re.compile(r"[啊呀吧呢哦嘛啦哈噢喔诶哎]+$")
+# Short messages only: a longer one says more and goes to the matcher.
+REJECTION_MAX_CHARS = 12
+_NONE_OF_THESE = re.compile(r"(都|全|一个也|一个都|没一个|没有一个)(不|没)(是|对|符合|像)")
+_NOT_THIS = re.compile(r"不(是|符合|像)(我的|这个|这种|这样的?)(情况|原因|问题)?")
 # Concept tokens that say nothing about money or 借呗: a message with no other concept and no
 # match is chat about something else ("今天天气怎么样"), not an unanswered 借呗 question.
 GENERIC_CONCEPTS = frozenset({
@@ -170,6 +174,22 @@ class _ChatState:
     def answered(self, ref: str, slug: str) -> _Answered | None:
         got = self.answers.get(int(ref)) if ref.isdigit() else None
         return got if got is not None and got.slug == slug else None
+
+
+def _typed_rejection(bare: str) -> str | None:
+    """``"all"`` for a typed "都不是", ``"this"`` for "这不是我的情况", else None."""
+    plain = _TRAILING_PARTICLES.sub("", bare)
+    if plain in TYPED_NONE_OF_THESE:
+        return "all"
+    if plain in TYPED_NOT_MINE:
+        return "this"
+    if len(plain) > REJECTION_MAX_CHARS:
+        return None
+    if _NONE_OF_THESE.search(plain):
+        return "all"
+    if _NOT_THIS.search(plain):
+        return "this"
+    return None
 
 
 def _row(*buttons: Button) -> list[Button]:
@@ -473,9 +493,9 @@ class Conversation:
             typed = TYPED_ANSWERS.get(bare)
             if state.session is not None and typed is not None:
                 return self._answer(state, state.session, typed, edit=False)
-            plain = _TRAILING_PARTICLES.sub("", bare)
-            if plain in TYPED_NONE_OF_THESE or plain in TYPED_NOT_MINE:
-                replies = self._typed_rejection(state, plain in TYPED_NONE_OF_THESE)
+            rejection = _typed_rejection(bare)
+            if rejection is not None:
+                replies = self._typed_rejection(state, rejection == "all")
                 if replies is not None:
                     return replies
         match = self.kb.match(text)
