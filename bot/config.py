@@ -12,9 +12,13 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from knowledge.privacy import mask
+from knowledge.store import RETENTION_DAYS
+
 DEFAULT_DB = "data/knowledge.db"
 TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MAX_RETENTION_DAYS = 36_500
 
 
 class ConfigError(Exception):
@@ -31,6 +35,7 @@ class Settings:
     log_json: bool = False
     log_user_ids: bool = False
     webhook_secret: str | None = None
+    retention_days: int = RETENTION_DAYS
 
     @property
     def file_base_url(self) -> str | None:
@@ -101,6 +106,13 @@ def load_settings(
     if secret and not re.match(r"^[A-Za-z0-9_-]{1,256}$", secret):
         problems.append("WEBHOOK_SECRET may hold only A-Z, a-z, 0-9, _ and - (1-256 characters)")
 
+    retention = values.get("QUESTION_RETENTION_DAYS", "").strip() or str(RETENTION_DAYS)
+    if not retention.isdigit() or not 1 <= int(retention) <= MAX_RETENTION_DAYS:
+        problems.append(
+            f"QUESTION_RETENTION_DAYS must be a whole number of days from 1 to {MAX_RETENTION_DAYS}"
+        )
+        retention = str(RETENTION_DAYS)
+
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
     return Settings(
@@ -112,6 +124,7 @@ def load_settings(
         log_json=values.get("LOG_FORMAT", "").strip().lower() == "json",
         log_user_ids=values.get("LOG_USER_IDS", "").strip().lower() in ("1", "true", "yes"),
         webhook_secret=secret,
+        retention_days=int(retention),
     )
 
 
@@ -125,6 +138,18 @@ class _Redacting(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return self.inner.format(record).replace(self.token, "<token>")
+
+
+class Masking(logging.Formatter):
+    """Wraps a formatter and masks personal numbers in the finished line (tracebacks and
+    library debug output included): :func:`knowledge.privacy.mask`."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask(self.inner.format(record))
 
 
 class _JsonFormatter(logging.Formatter):
@@ -144,7 +169,8 @@ class _JsonFormatter(logging.Formatter):
 
 
 def setup_logging(settings: Settings) -> None:
-    """Log to stderr; the token is redacted from every record, httpx's URL logs are muted."""
+    """Log to stderr; the token is redacted from every record and personal numbers are
+    masked; httpx's URL logs are muted."""
     handler = logging.StreamHandler()
     formatter: logging.Formatter = (
         _JsonFormatter()
@@ -153,7 +179,7 @@ def setup_logging(settings: Settings) -> None:
     )
     if settings.token:
         formatter = _Redacting(formatter, settings.token)
-    handler.setFormatter(formatter)
+    handler.setFormatter(Masking(formatter))
     # A failing log stream must not print the record (and maybe the token) to stderr raw.
     logging.raiseExceptions = False
     root = logging.getLogger()
