@@ -145,3 +145,29 @@ def test_chat_admin_in_a_subprocess_reviews_a_correction_and_undoes_it(env, kb):
 def after_start(out: str) -> str:
     """The output after the greeting the terminal chat starts with."""
     return out.split(texts.BTN_DIAGNOSE + "\n", 1)[1].lstrip("\n")
+
+
+def test_kb_prune_deletes_what_is_older_than_the_retention_period(env, monkeypatch):
+    import time
+
+    from knowledge.store import DAY, Store
+
+    store = Store(env / "knowledge.db")
+    for age_days in (200, 40, 1):
+        qid = store.log_question(f"{age_days} 天前的问题", None, 0.0, chat="5")
+        store.db.execute(
+            "UPDATE questions SET at = ? WHERE id = ?", [time.time() - age_days * DAY, qid]
+        )
+    store.close()
+    result = invoke(["kb", "prune"])
+    assert result.exit_code == 0, result.output
+    assert "1 questions" in result.stderr
+    monkeypatch.setenv("QUESTION_RETENTION_DAYS", "30")
+    assert "1 questions" in invoke(["kb", "prune"]).stderr
+    assert "0 questions" in invoke(["kb", "prune", "--days", "30"]).stderr
+    store = Store(env / "knowledge.db")
+    assert [r[0] for r in store.db.execute("SELECT text FROM questions")] == ["1 天前的问题"]
+    store.close()
+    monkeypatch.setenv("QUESTION_RETENTION_DAYS", "zero")
+    bad = CliRunner().invoke(cli, ["kb", "prune"])
+    assert bad.exit_code == 1 and "QUESTION_RETENTION_DAYS" in bad.stderr
