@@ -907,8 +907,10 @@ class Conversation:
             state.forget_token = None
         if not confirmed:
             return [Reply(texts.FORGET_CANCELLED, edit=True)]
+        script = state.script  # the last thing about the user: the reply is in their script
         deleted = self.forget_now(chat_id)
-        return [Reply(texts.forget_done(deleted, self.retention_days), edit=True)]
+        done = Reply(texts.forget_done(deleted, self.retention_days), edit=True)
+        return [done if script is None else to_script(done, script)]
 
     def forget_now(self, chat_id: Hashable) -> dict[str, int]:
         """Delete everything stored about the chat: its rows in the store (questions,

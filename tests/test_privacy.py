@@ -262,3 +262,12 @@ def test_the_retention_setting_is_validated():
         with pytest.raises(ConfigError, match="QUESTION_RETENTION_DAYS"):
             load_settings({"QUESTION_RETENTION_DAYS": bad})
     assert Settings().retention_days == 180
+
+
+def test_the_forget_reply_is_in_the_script_the_user_writes(kb):
+    conv = Conversation(kb)
+    conv.on_text(8, "借唄突然不能用了，怎麼辦")
+    [prompt] = conv.command(8, "/forget")
+    assert "刪除" in prompt.text_html
+    [done] = conv.on_button(8, prompt.button_list()[0].data)
+    assert "已刪除" in done.text_html and "提問 1 條" in done.text_html
