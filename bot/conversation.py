@@ -732,6 +732,8 @@ class Conversation:
         if state.offered or last is not None:
             self._reject(state, [*([last] if last else []), *state.offered])
             return [self._remaining(state)]
+        if state.rejected and not self._open_causes(state):
+            return [self._remaining(state)]  # everything is ruled out already: say so again
         if none_of_these or state.rejected:
             return [Reply(texts.NOT_MINE_NOTHING_SHOWN, [[_causes_button()], [_diagnose_button()]])]
         return None

@@ -614,6 +614,8 @@ def test_typed_none_of_these_rejects_everything_offered_until_nothing_is_left(co
     assert "支付宝App里联系官方客服" in text
     assert not re.search(r"\d{3,}", text)  # no phone number
     assert cause_buttons(last) == []
+    [again] = conv.on_text(43, "都不是")
+    assert again.text_html == texts.NOT_MINE_NOTHING_LEFT
     # the overview now says so too, instead of an empty list
     [overview] = conv.on_text(43, "借呗被关了")
     assert cause_buttons(overview) == [] and texts.NOT_MINE_NOTHING_LEFT in overview.text_html
@@ -669,7 +671,7 @@ def test_a_traditional_writer_gets_traditional_replies_and_buttons_until_simplif
 
 
 def test_hong_kong_wording_gets_hong_kong_characters(conv):
-    [reply] = conv.on_text(62, "我嘅借唄突然用不了")
+    [reply] = conv.on_text(62, "我嘅借唄突然用唔到，點算好")
     assert reply.intent == "overview"
     assert reply.text_html == to_script(conv.on_text(63, "借呗突然用不了了")[0], "hk").text_html
     # OpenCC's Hong Kong and Taiwan forms differ (賬户 / 賬戶, 網絡 / 網路)
