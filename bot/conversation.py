@@ -958,8 +958,17 @@ class Conversation:
             shown += list(v.causes)
         else:
             answers = {a for _, a in d.asked}
-            why = "no" if answers == {"no"} else "unsure" if answers <= {"unsure"} else "mixed"
+            if "yes" in answers:
+                why = "yes"
+            elif answers == {"no"}:
+                why = "no"
+            elif answers <= {"unsure"}:
+                why = "unsure"
+            else:
+                why = "mixed"
             parts.append(texts.DIAG_NONE.format(why=texts.DIAG_NONE_WHY[why]))
+            if v.mixed:
+                parts.append(texts.DIAG_MIXED.format(titles=self._joined(v.mixed)))
             if v.unasked:
                 parts.append(texts.DIAG_UNASKED.format(titles=self._joined(v.unasked)))
             if v.unsure:
