@@ -329,15 +329,23 @@ class Conversation:
 
     @staticmethod
     def _diagnosis_plain(d: Diagnosis) -> dict[str, object]:
-        # The questions come from the package and the current one follows from the answers.
-        return {"posterior": to_plain(d.posterior), "asked": to_plain(d.asked)}
+        # The questions come from the package; the current one is kept by id (picking it
+        # again weighs every question).
+        return {
+            "posterior": to_plain(d.posterior),
+            "asked": to_plain(d.asked),
+            "current": d.current.id if d.current else None,
+        }
 
     def _diagnosis_back(self, data: object) -> Diagnosis:
         if not isinstance(data, dict):
             raise PlainDataError("a diagnosis is an object")
         posterior = from_plain(dict[str, float], data.get("posterior"))
         asked = from_plain(list[tuple[str, Answer]], data.get("asked"))
-        return Diagnosis(self.questions, posterior, asked)
+        current = data.get("current")
+        if not posterior or not isinstance(current, str):
+            return Diagnosis(self.questions, posterior, asked)
+        return Diagnosis.resume(self.questions, posterior, asked, current)
 
     def flush_states(self) -> int:
         """Write the states changed since the last flush, in one transaction (call it off
