@@ -374,7 +374,9 @@ class Conversation:
         if entry is not None:
             return [self._entry_reply(state, entry, match)], entry.slug
         rows = [*self._cause_rows(), [_diagnose_button()]]
-        return [Reply(texts.NO_MATCH, rows, None, match.score)], None
+        top = match.candidates[0] if match.candidates else None
+        best = (top.slug, round(top.score, 1)) if top is not None else None
+        return [Reply(texts.NO_MATCH, rows, None, match.score, best=best)], None
 
     # -- buttons --------------------------------------------------------------------------
 
