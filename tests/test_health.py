@@ -268,3 +268,46 @@ def test_health_fails_while_the_bot_api_is_down_and_passes_once_it_is_back(api, 
             bot.proc.wait(30)
     stopped = health(tmp_path, limit)
     assert stopped.returncode == 0 and "stopped at" in stopped.stdout, stopped.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_in_webhook_mode_health_follows_the_webhook_check(api, tmp_path):
+    """No webhook call for a while is normal; the periodic getWebhookInfo is the heartbeat."""
+    limit = 20
+    bot = BotProcess(
+        api,
+        tmp_path,
+        args=(
+            "--webhook",
+            "https://bot.example.test/hook",
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+        ),
+        HEALTH_MAX_POLL_AGE=str(limit),
+        WEBHOOK_SECRET="s3cret",
+    )
+    try:
+        assert "webhook at bot.example.test" in bot.wait_for_log("starting: knowledge base")
+        api.wait_for_call("setWebhook", timeout=60)
+        ok = health_until(tmp_path, limit, lambda r: "last heard from Telegram" in r.stdout, 60)
+        assert ok.returncode == 0 and "bot webhook" in ok.stdout, ok.stdout
+        api.go_offline()
+        failed = health_until(tmp_path, limit, lambda r: r.returncode != 0, limit + 40)
+        assert "last heard from Telegram" in failed.stderr, failed.stderr
+        assert "getWebhookInfo" in failed.stderr, failed.stderr
+        api.go_online()
+        health_until(tmp_path, limit, lambda r: r.returncode == 0, 60)
+        assert bot.stop() == 0
+    finally:
+        if bot.proc.poll() is None:
+            bot.proc.kill()
+            bot.proc.wait(30)
