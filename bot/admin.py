@@ -285,12 +285,18 @@ def is_admin(update: Update, context: Context) -> bool:
     )
 
 
-async def refuse(update: Update, command: str) -> None:
+async def refuse(update: Update, context: Context, command: str) -> None:
+    """Refuse a non-admin; the log line names the user only with ``LOG_USER_IDS``."""
     user, chat = update.effective_user, update.effective_chat
+    settings = context.bot_data.get("settings")
+    if settings is not None and settings.log_user_ids:
+        who = f"user {user.id if user else None}"
+    else:
+        who = "a non-admin"
     log.warning(
-        "refused admin command %s from user %s (chat type %s)",
+        "refused admin command %s from %s (chat type %s)",
         command,
-        user.id if user else None,
+        who,
         chat.type if chat else None,
     )
     if update.callback_query is not None:
@@ -308,7 +314,7 @@ async def guarded(
     """Run an admin handler for admins, refuse everyone else; then stop further handlers."""
     try:
         if not is_admin(update, context):
-            await refuse(update, command)
+            await refuse(update, context, command)
         else:
             await asyncio.to_thread(kb_of(context).refresh)
             await func(update, context)

@@ -5,10 +5,12 @@ replies. Text and commands are answered on the event loop: the conversation matc
 and only queues the question; a full batch of questions is written from a worker thread
 (``"question_flush"``). Buttons may record feedback in SQLite, so they run in a worker thread.
 ``app.bot_data`` holds ``"kb"`` (the KnowledgeBase), ``"settings"`` and ``"conversation"``;
-``"refresh_task"`` is the background task that picks up edits made by another process and
-writes the queued questions every ``REFRESH_SECONDS``; ``"monitor"`` (when the bot runs for
-real) is the :class:`~bot.health.BotApiMonitor` that the request layer tells how its calls
-to the Bot API go, for the heartbeat that ``jiebei-bot health`` reads.
+``"refresh_task"`` is the background task that picks up edits made by another process,
+writes the queued questions and the changed conversation state every ``REFRESH_SECONDS``
+(each in a worker thread), and deletes stored questions and feedback older than
+``QUESTION_RETENTION_DAYS`` at start and every ``PRUNE_SECONDS``; ``"monitor"`` (when the
+bot runs for real) is the :class:`~bot.health.BotApiMonitor` that the request layer tells how
+its calls to the Bot API go, for the heartbeat that ``jiebei-bot health`` reads.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from knowledge.base import KnowledgeBase
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 2.0
+PRUNE_SECONDS = 3600.0
 # Handler groups run in order, before the admin module's (admin.ADMIN_GROUP, -1); neither of
 # these stops the update.
 WEBHOOK_GROUP = -3
@@ -331,6 +334,11 @@ async def diagnose(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await _command(update, context, "diagnose")
 
 
+async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/forget: delete what is stored about this chat, after a confirmation button."""
+    await _command(update, context, "forget")
+
+
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A command the bot does not know."""
     message = update.effective_message
@@ -374,7 +382,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     started = time.perf_counter()
     conv = _conversation(context)
-    # In a worker thread: feedback buttons write to SQLite.
+    # In a worker thread: feedback and /forget buttons write to SQLite.
     replies = await asyncio.to_thread(conv.on_button, _state_key(update), query.data or "")
     message = query.message
     # Messages older than 48 hours come as inaccessible (date 0): they cannot be edited.
@@ -427,6 +435,26 @@ async def flush_questions(kb: KnowledgeBase) -> None:
         log.warning("could not write the question log", exc_info=True)
 
 
+async def flush_states(conversation: Conversation) -> None:
+    """Write the conversation state changed since the last flush (off the event loop)."""
+    try:
+        await asyncio.to_thread(conversation.flush_states)
+    except Exception:  # the next flush tries again
+        log.warning("could not write the conversation state", exc_info=True)
+
+
+async def prune(kb: KnowledgeBase, days: int) -> None:
+    """Delete stored questions and feedback older than the retention period."""
+    try:
+        deleted = await asyncio.to_thread(kb.store.prune, days)
+    except Exception:  # tried again at the next round
+        log.warning("could not delete old questions", exc_info=True)
+        return
+    if any(deleted.values()):
+        counts = ", ".join(f"{n} {table}" for table, n in deleted.items() if n)
+        log.info("deleted rows older than %d days: %s", days, counts)
+
+
 def _write_questions_soon(app: Application) -> None:
     """A full batch of questions waits: write it from a worker thread now (unless a write is
     under way already), not on the event loop and not only at the next periodic flush."""
@@ -438,11 +466,20 @@ def _write_questions_soon(app: Application) -> None:
     )
 
 
-async def _refresh_loop(kb: KnowledgeBase, interval: float = REFRESH_SECONDS) -> None:
+async def _refresh_loop(app: Application, interval: float = REFRESH_SECONDS) -> None:
+    kb: KnowledgeBase = app.bot_data["kb"]
+    settings: Settings = app.bot_data["settings"]
+    loop = asyncio.get_running_loop()
+    await prune(kb, settings.retention_days)
+    pruned = loop.time()
     while True:
         await asyncio.sleep(interval)
         await refresh_once(kb)
         await flush_questions(kb)
+        await flush_states(app.bot_data["conversation"])
+        if loop.time() - pruned >= PRUNE_SECONDS:
+            await prune(kb, settings.retention_days)
+            pruned = loop.time()
 
 
 async def post_init(app: Application) -> None:
@@ -459,7 +496,7 @@ async def post_init(app: Application) -> None:
             await app.bot.set_my_commands(admin_commands, scope=BotCommandScopeChat(admin_id))
         except TelegramError as exc:  # e.g. the admin never opened a chat with the bot
             log.warning("could not set the admin command menu for %s: %s", admin_id, exc)
-    app.bot_data["refresh_task"] = asyncio.create_task(_refresh_loop(app.bot_data["kb"]))
+    app.bot_data["refresh_task"] = asyncio.create_task(_refresh_loop(app))
     monitor: BotApiMonitor | None = app.bot_data.get("monitor")
     if monitor is not None and monitor.mode == "webhook":
         interval = settings.health_max_poll_age / 4
@@ -515,7 +552,7 @@ async def _log_admin_read(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 
 async def post_shutdown(app: Application) -> None:
-    """Stop the background tasks; write the queued questions."""
+    """Stop the background tasks; write the queued questions and the conversation state."""
     for name in ("refresh_task", "webhook_check"):
         task = app.bot_data.pop(name, None)
         if task is not None:
@@ -526,6 +563,7 @@ async def post_shutdown(app: Application) -> None:
     if running is not None:
         await running
     await flush_questions(app.bot_data["kb"])
+    await flush_states(app.bot_data["conversation"])
 
 
 def build_application(
@@ -566,7 +604,12 @@ def build_application(
     if get_updates_request is not None:
         builder = builder.get_updates_request(get_updates_request)
     app = builder.build()
-    conversation = Conversation(kb, on_full_batch=lambda: _write_questions_soon(app))
+    conversation = Conversation(
+        kb,
+        on_full_batch=lambda: _write_questions_soon(app),
+        persist=True,
+        retention_days=settings.retention_days,
+    )
     app.bot_data.update(kb=kb, settings=settings, conversation=conversation)
     if monitor is not None:
         app.bot_data["monitor"] = monitor
@@ -585,6 +628,7 @@ def build_application(
     app.add_handler(CommandHandler("help", help_command, filters=message))
     app.add_handler(CommandHandler("causes", causes, filters=message))
     app.add_handler(CommandHandler("diagnose", diagnose, filters=message))
+    app.add_handler(CommandHandler("forget", forget, filters=message))
     app.add_handler(MessageHandler(message & filters.TEXT & ~filters.COMMAND, on_text))
     app.add_handler(MessageHandler(message & filters.COMMAND, unknown_command))
     app.add_handler(

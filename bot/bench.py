@@ -437,12 +437,16 @@ class _ErrorCount(logging.Handler):
 @contextlib.contextmanager
 def _production_logging() -> Iterator[_ErrorCount]:
     """INFO lines formatted as the bot does (to /dev/null), and a count of errors."""
+    from bot.config import Masking
+
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     errors = _ErrorCount()
     with open(os.devnull, "w", encoding="utf-8") as sink:
         handler = logging.StreamHandler(sink)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(
+            Masking(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        )
         root.handlers[:] = [handler, errors]
         root.setLevel(logging.INFO)
         try:

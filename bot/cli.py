@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -157,7 +158,7 @@ def eval_cmd(file: Path, as_json: bool, misses: int) -> None:
 
 @cli.group()
 def kb() -> None:
-    """The knowledge base from the shell: list, export, import."""
+    """The knowledge base from the shell: list, export, import, prune."""
 
 
 @kb.command("list")
@@ -224,6 +225,32 @@ def kb_import(file: Path) -> None:
     except (DocumentError, StoreError) as exc:
         raise CliError(f"{file}: {exc}; nothing was changed") from None
     click.echo(f"imported {len(entries)} entries", err=True)
+
+
+@kb.command("prune")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Keep this many days (default: QUESTION_RETENTION_DAYS, else 180).",
+)
+def kb_prune(days: int | None) -> None:
+    """Delete stored questions and feedback older than the retention period.
+
+    Example: jiebei-bot kb prune
+    """
+    from knowledge.store import Store, StoreError
+
+    settings = _settings()
+    days = days if days is not None else settings.retention_days
+    try:
+        store = Store(settings.knowledge_db)
+        deleted = store.prune(days)
+        store.close()
+    except (StoreError, sqlite3.Error) as exc:
+        raise CliError(str(exc)) from None
+    counts = ", ".join(f"{n} {table}" for table, n in deleted.items())
+    click.echo(f"deleted rows older than {days} days: {counts}", err=True)
 
 
 @cli.command()

@@ -12,6 +12,9 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from knowledge.privacy import mask
+from knowledge.store import RETENTION_DAYS
+
 DEFAULT_DB = "data/knowledge.db"
 TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -19,6 +22,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # heartbeat is written within 2 s, so a limit under 20 s would fail healthy bots.
 HEALTH_MAX_POLL_AGE_DEFAULT = 120
 HEALTH_MAX_POLL_AGE_RANGE = (20, 86400)
+MAX_RETENTION_DAYS = 36_500
 
 
 class ConfigError(Exception):
@@ -36,6 +40,7 @@ class Settings:
     log_user_ids: bool = False
     webhook_secret: str | None = None
     health_max_poll_age: int = HEALTH_MAX_POLL_AGE_DEFAULT
+    retention_days: int = RETENTION_DAYS
 
     @property
     def file_base_url(self) -> str | None:
@@ -114,6 +119,12 @@ def load_settings(
             max_age = int(max_age_text)
         else:
             problems.append(f"HEALTH_MAX_POLL_AGE must be a whole number of seconds, {low}-{high}")
+    retention = values.get("QUESTION_RETENTION_DAYS", "").strip() or str(RETENTION_DAYS)
+    if not retention.isdigit() or not 1 <= int(retention) <= MAX_RETENTION_DAYS:
+        problems.append(
+            f"QUESTION_RETENTION_DAYS must be a whole number of days from 1 to {MAX_RETENTION_DAYS}"
+        )
+        retention = str(RETENTION_DAYS)
 
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
@@ -127,6 +138,7 @@ def load_settings(
         log_user_ids=values.get("LOG_USER_IDS", "").strip().lower() in ("1", "true", "yes"),
         webhook_secret=secret,
         health_max_poll_age=max_age,
+        retention_days=int(retention),
     )
 
 
@@ -140,6 +152,18 @@ class _Redacting(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return self.inner.format(record).replace(self.token, "<token>")
+
+
+class Masking(logging.Formatter):
+    """Wraps a formatter and masks personal numbers in the finished line (tracebacks and
+    library debug output included): :func:`knowledge.privacy.mask`."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask(self.inner.format(record))
 
 
 class _JsonFormatter(logging.Formatter):
@@ -159,7 +183,8 @@ class _JsonFormatter(logging.Formatter):
 
 
 def setup_logging(settings: Settings) -> None:
-    """Log to stderr; the token is redacted from every record, httpx's URL logs are muted."""
+    """Log to stderr; the token is redacted from every record and personal numbers are
+    masked; httpx's URL logs are muted."""
     handler = logging.StreamHandler()
     formatter: logging.Formatter = (
         _JsonFormatter()
@@ -168,7 +193,7 @@ def setup_logging(settings: Settings) -> None:
     )
     if settings.token:
         formatter = _Redacting(formatter, settings.token)
-    handler.setFormatter(formatter)
+    handler.setFormatter(Masking(formatter))
     # A failing log stream must not print the record (and maybe the token) to stderr raw.
     logging.raiseExceptions = False
     root = logging.getLogger()

@@ -6,6 +6,16 @@ discussed last (so that "那怎么办" has something to refer to), the recent an
 "这不是我的情况" and feedback buttons) and a guided diagnosis in progress. The state is
 bounded (least recently used chats are forgotten first) and expires when a chat is idle.
 
+With ``persist=True`` the state is also written through to the store's ``chat_state`` table
+and read back at start (``restore``), so buttons and a diagnosis survive a restart. Answering
+still reads and changes only memory: a changed chat is marked, and ``flush_states`` (called
+every few seconds off the event loop, and at shutdown) writes the marked ones in one
+transaction. The state is stored as JSON of its dataclass fields (:mod:`bot.plaindata`), so a
+field added to ``_ChatState`` is kept with no more work.
+
+What users type is masked (:func:`knowledge.privacy.mask`) before anything else sees it: the
+matcher, the question log, the state. ``/forget`` deletes everything stored about the chat.
+
 State is always looked up by the chat the message or button press came from, never from
 callback data, so one user can never reach another's state.
 
@@ -20,6 +30,7 @@ admin module):
 ``u:d:<token>:x``                     cancel diagnosis ``token``
 ``u:o:<ref>:<slug>``                  "这不是我的情况" on answer ``ref`` (about ``slug``)
 ``u:f:<ref>:<y|n>:<slug>``            feedback 有帮助 / 没帮助 on answer ``ref``
+``u:fg:<token>:<y|n>``                confirm or cancel ``/forget`` request ``token``
 ====================================  ===================================================
 
 Methods are thread-safe. ``on_text`` and the commands work in memory (the question is
@@ -30,6 +41,7 @@ and the others on its event loop.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -41,12 +53,14 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from bot import texts
+from bot.plaindata import Codecs, PlainDataError, from_plain, to_plain
 from bot.render import MAX_CALLBACK_BYTES, Button, Reply, esc
 from knowledge.base import KnowledgeBase
 from knowledge.diagnosis import MAX_QUESTIONS, Answer, Diagnosis, Question, load_questions
 from knowledge.entries import SLUG_RE, Entry
 from knowledge.matcher import Match
-from knowledge.store import StoreError
+from knowledge.privacy import mask
+from knowledge.store import RETENTION_DAYS, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +114,7 @@ class _ChatState:
     answers: OrderedDict[int, _Answered] = field(default_factory=OrderedDict)
     next_ref: int = 1
     session: _Session | None = None
-    # Feedback given on answers this chat no longer remembers (after a restart), by slug:
-    # one vote per entry, so replayed or forged buttons cannot stuff the statistics.
-    voted: set[str] = field(default_factory=set)
+    forget_token: str | None = None  # a /forget waiting for its confirmation
 
     def remember(self, answered: _Answered) -> int:
         ref = self.next_ref
@@ -115,6 +127,23 @@ class _ChatState:
     def answered(self, ref: str, slug: str) -> _Answered | None:
         got = self.answers.get(int(ref)) if ref.isdigit() else None
         return got if got is not None and got.slug == slug else None
+
+
+def chat_key(chat_id: Hashable) -> str:
+    """How a conversation is named in the store: ``"<chat>"``, or ``"<chat>:<user>"`` for a
+    user in a group."""
+    if isinstance(chat_id, tuple):
+        return ":".join(str(part) for part in chat_id)
+    return str(chat_id)
+
+
+def _parse_key(key: str) -> Hashable:
+    """The conversation key back from :func:`chat_key`."""
+    try:
+        parts = tuple(int(part) for part in key.split(":"))
+    except ValueError:
+        return key
+    return parts[0] if len(parts) == 1 else parts
 
 
 def _row(*buttons: Button) -> list[Button]:
@@ -142,6 +171,10 @@ class Conversation:
     Questions are queued in the store and written in batches. When a batch is full it is
     written in the calling thread, or, if ``on_full_batch`` is given, that is called instead
     and must have the batch written (``Store.flush_questions``).
+
+    ``persist``: keep the per-chat state in the store too (see the module docstring); the
+    caller calls ``flush_states`` now and then. ``clock`` is wall-clock time, as the state
+    outlives the process.
     """
 
     def __init__(
@@ -153,8 +186,10 @@ class Conversation:
         max_chats: int = MAX_CHATS,
         chat_ttl: float = CHAT_TTL,
         diagnosis_ttl: float = DIAGNOSIS_TTL,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         on_full_batch: Callable[[], None] | None = None,
+        persist: bool = False,
+        retention_days: int = RETENTION_DAYS,
     ) -> None:
         self.kb = kb
         self.store_writes = store_writes
@@ -166,6 +201,14 @@ class Conversation:
         self.clock = clock
         self._chats: OrderedDict[Hashable, _ChatState] = OrderedDict()
         self._lock = threading.RLock()
+        self.persist = persist and store_writes
+        self.retention_days = retention_days
+        self._dirty: set[Hashable] = set()  # chats whose state changed since the last flush
+        self._persist_lock = threading.Lock()  # one flush or forget at a time
+        self._codecs: Codecs = {Diagnosis: (self._diagnosis_plain, self._diagnosis_back)}
+        self._empty_state = to_plain(_ChatState(seen=0.0), self._codecs)
+        if self.persist:
+            self.restore()
 
     # -- state ----------------------------------------------------------------------------
 
@@ -178,22 +221,86 @@ class Conversation:
             self._chats[chat_id] = state
         state.seen = now
         self._chats.move_to_end(chat_id)
+        self._dirty.add(chat_id)
         while len(self._chats) > self.max_chats:
-            self._chats.popitem(last=False)
+            self._dirty.add(self._chats.popitem(last=False)[0])
         return state
 
     def chats(self) -> int:
         """How many chats have state in memory."""
         return len(self._chats)
 
+    # -- the state in the store -----------------------------------------------------------
+
+    @staticmethod
+    def _diagnosis_plain(d: Diagnosis) -> dict[str, object]:
+        # The questions come from the package and the current one follows from the answers.
+        return {"posterior": to_plain(d.posterior), "asked": to_plain(d.asked)}
+
+    def _diagnosis_back(self, data: object) -> Diagnosis:
+        if not isinstance(data, dict):
+            raise PlainDataError("a diagnosis is an object")
+        posterior = from_plain(dict[str, float], data.get("posterior"))
+        asked = from_plain(list[tuple[str, Answer]], data.get("asked"))
+        return Diagnosis(self.questions, posterior, asked)
+
+    def flush_states(self) -> int:
+        """Write the states changed since the last flush, in one transaction (call it off
+        the event loop); returns how many chats were written or deleted."""
+        if not self.persist:
+            return 0
+        with self._persist_lock:
+            with self._lock:
+                dirty, self._dirty = self._dirty, set()
+                snapshot = []
+                for key in dirty:
+                    state = self._chats.get(key)
+                    plain = None if state is None else to_plain(state, self._codecs)
+                    snapshot.append((chat_key(key), state.seen if state else 0.0, plain))
+            rows: list[tuple[str, float, str | None]] = []
+            for chat, seen, plain in snapshot:
+                if plain is not None and {**plain, "seen": 0.0} == self._empty_state:
+                    plain = None  # nothing worth remembering: no row
+                text = None if plain is None else json.dumps(plain, separators=(",", ":"))
+                rows.append((chat, seen, text))
+            try:
+                self.kb.store.save_states(rows)
+                self.kb.store.expire_states(self.clock() - self.chat_ttl, self.max_chats)
+            except (StoreError, sqlite3.Error):
+                log.warning("could not save the conversation state", exc_info=True)
+                with self._lock:
+                    self._dirty |= dirty  # the next flush tries again
+                return 0
+        return len(rows)
+
+    def restore(self) -> int:
+        """Read back the states saved by an earlier run (those not expired); returns how many."""
+        rows = self.kb.store.load_states(self.clock() - self.chat_ttl, self.max_chats)
+        restored = 0
+        with self._lock:
+            for chat, seen, text in rows:
+                try:
+                    state = from_plain(_ChatState, json.loads(text), self._codecs)
+                except (ValueError, TypeError, KeyError):  # PlainDataError is a ValueError
+                    log.warning("could not read a saved conversation state; it starts afresh")
+                    continue
+                state.seen = seen
+                self._chats[_parse_key(chat)] = state
+                restored += 1
+        return restored
+
     # -- store writes ---------------------------------------------------------------------
 
-    def _log_question(self, text: str, intent: str | None, score: float) -> None:
+    def _log_question(self, chat_id: Hashable, text: str, intent: str | None, score: float) -> None:
         if not self.store_writes:
             return
         try:
             full = self.kb.store.queue_question(
-                text, intent, score, write_full_batch=self.on_full_batch is None
+                text,
+                intent,
+                score,
+                chat=chat_key(chat_id),
+                write_full_batch=self.on_full_batch is None,
             )
         except (StoreError, sqlite3.Error):
             # An answer is worth more than its statistics row.
@@ -206,8 +313,7 @@ class Conversation:
         if not self.store_writes:
             return
         try:
-            chat = chat_id[0] if isinstance(chat_id, tuple) else chat_id
-            self.kb.store.record_feedback(slug, helpful, str(chat))
+            self.kb.store.record_feedback(slug, helpful, chat_key(chat_id))
         except (StoreError, sqlite3.Error):
             log.warning("could not record feedback", exc_info=True)
 
@@ -304,7 +410,8 @@ class Conversation:
         return [Reply(texts.CAUSES, [*self._cause_rows(), [_diagnose_button()]])]
 
     def command(self, chat_id: Hashable, text: str) -> list[Reply]:
-        """A command typed as text (``/start``, ``/help``, ``/causes``, ``/diagnose``)."""
+        """A command typed as text (``/start``, ``/help``, ``/causes``, ``/diagnose``,
+        ``/forget``)."""
         name = text.split()[0][1:].split("@")[0].lower()
         if name == "start":
             return self.start()
@@ -314,6 +421,8 @@ class Conversation:
             return self.causes()
         if name == "diagnose":
             return self.diagnose(chat_id)
+        if name == "forget":
+            return self.forget(chat_id)
         return [Reply(texts.UNKNOWN_COMMAND)]
 
     # -- free text ------------------------------------------------------------------------
@@ -329,8 +438,8 @@ class Conversation:
         return len(folded) <= FOLLOW_UP_MAX_CHARS and any(c in folded for c in FOLLOW_UP_CUES)
 
     def on_text(self, chat_id: Hashable, text: str) -> list[Reply]:
-        """A message from the user: answer it, and log the question."""
-        text = text.strip()
+        """A message from the user: answer it, and log the question (masked)."""
+        text = mask(text.strip())
         if not text:
             return [Reply(texts.EMPTY)]
         if text.startswith("/"):
@@ -344,7 +453,7 @@ class Conversation:
         with self._lock:
             state = self._state(chat_id)
             replies, logged = self._answer_text(state, text, match)
-        self._log_question(text, logged, match.score)
+        self._log_question(chat_id, text, logged, match.score)
         return replies
 
     def _answer_text(
@@ -401,6 +510,8 @@ class Conversation:
             return self._not_mine(chat_id, args[0], args[1])
         if kind == "f" and len(args) == 3 and args[1] in ("y", "n"):
             return self._feedback(chat_id, args[0], args[1] == "y", args[2])
+        if kind == "fg" and len(args) == 2 and args[1] in ("y", "n"):
+            return self._forget_button(chat_id, args[0], args[1] == "y")
         return self._stale()
 
     def _show_entry(self, chat_id: Hashable, slug: str) -> list[Reply]:
@@ -428,20 +539,64 @@ class Conversation:
         if not SLUG_RE.match(slug) or self.kb.entry(slug) is None:
             return self._stale()
         with self._lock:
-            state = self._state(chat_id)
-            answered = state.answered(ref, slug)
-            if answered is not None:
-                if answered.feedback:
-                    return [Reply(texts.FEEDBACK_DONE)]
-                answered.feedback = True
-            elif slug in state.voted:
+            answered = self._state(chat_id).answered(ref, slug)
+            if answered is None:
+                # Only an answer this chat really got (and still remembers) can be rated:
+                # replayed or forged buttons never reach the statistics.
+                return self._stale()
+            if answered.feedback:
                 return [Reply(texts.FEEDBACK_DONE)]
-            else:
-                state.voted.add(slug)
+            answered.feedback = True
         self._record_feedback(slug, helpful, chat_id)
         if helpful:
             return [Reply(texts.FEEDBACK_THANKS)]
         return [Reply(texts.FEEDBACK_SORRY, [[_diagnose_button()], [_causes_button()]])]
+
+    # -- forgetting -----------------------------------------------------------------------
+
+    def forget(self, chat_id: Hashable) -> list[Reply]:
+        """/forget: ask for confirmation before deleting what is stored about the chat."""
+        token = secrets.token_hex(4)
+        with self._lock:
+            self._state(chat_id).forget_token = token
+        rows = [
+            _row(
+                Button(texts.BTN_FORGET_YES, f"u:fg:{token}:y"),
+                Button(texts.BTN_FORGET_NO, f"u:fg:{token}:n"),
+            )
+        ]
+        return [Reply(texts.FORGET_CONFIRM.format(days=self.retention_days), rows)]
+
+    def _forget_button(self, chat_id: Hashable, token: str, confirmed: bool) -> list[Reply]:
+        with self._lock:
+            state = self._state(chat_id)
+            if state.forget_token != token:
+                return self._stale()
+            state.forget_token = None
+        if not confirmed:
+            return [Reply(texts.FORGET_CANCELLED, edit=True)]
+        deleted = self.forget_now(chat_id)
+        return [Reply(texts.forget_done(deleted, self.retention_days), edit=True)]
+
+    def forget_now(self, chat_id: Hashable) -> dict[str, int]:
+        """Delete everything stored about the chat: its rows in the store (questions,
+        feedback, suggestions, its saved state) and its state in memory. In a private chat
+        (a key that is the user's id) the user's state and rows in groups go too. Returns
+        the rows deleted per table."""
+        private = not isinstance(chat_id, tuple)
+        with self._persist_lock:  # a flush under way must not write the state back
+            with self._lock:
+                gone = [
+                    key
+                    for key in self._chats
+                    if key == chat_id or (private and isinstance(key, tuple) and key[-1] == chat_id)
+                ]
+                for key in gone:
+                    del self._chats[key]
+                    self._dirty.discard(key)
+            if not self.store_writes:
+                return {}
+            return self.kb.store.forget(chat_key(chat_id), groups_of_user=private)
 
     # -- guided diagnosis -----------------------------------------------------------------
 

@@ -12,6 +12,7 @@ USER_COMMANDS: list[tuple[str, str]] = [
     ("causes", "借呗被关停的常见原因"),
     ("diagnose", "回答几个问题，帮您排查原因"),
     ("help", "使用帮助"),
+    ("forget", "删除我在这里留下的记录"),
 ]
 
 # -- greeting and help ----------------------------------------------------------------------
@@ -28,8 +29,10 @@ HELP = (
     "• 直接发一句话描述您的情况，我会告诉您可能的原因和解决方法。\n"
     "• /causes 查看借呗被关停的全部常见原因\n"
     "• /diagnose 回答几个“是/否”问题，帮您排查原因\n"
-    "• /start 回到开始\n\n"
+    "• /start 回到开始\n"
+    "• /forget 删除我保存的您的提问、反馈和对话记录\n\n"
     "我是自动回复的机器人，不是支付宝官方客服，也看不到您的账户信息。"
+    "请不要发送身份证号、手机号、银行卡号：即使发了，我也会先把号码遮住再保存。"
 )
 
 CAUSES = "借呗被关停的常见原因有下面这些，点开最符合您情况的一项，看看原因和解决方法："
@@ -64,6 +67,35 @@ FEEDBACK_SORRY = (
 )
 FEEDBACK_DONE = "✅ 已收到您的反馈，谢谢！"
 
+# -- /forget -------------------------------------------------------------------------------
+
+FORGET_CONFIRM = (
+    "要删除我保存的与您有关的记录吗？\n\n"
+    "包括：您发过的提问（号码已遮住）、您点过的“有帮助/没帮助”，"
+    "以及对话记录（上次聊到的原因、按钮背后的回答、进行中的排查）。"
+    "删除后无法恢复，之前消息下的按钮也会失效。\n\n"
+    "不删除的话，这些记录也只保存 {days} 天，到期自动删除。"
+)
+FORGET_CANCELLED = "好的，什么都没有删除。"
+FORGET_DONE = (
+    "🗑 已删除保存的与您有关的记录：\n{lines}\n\n"
+    "之后的新提问会照常保存 {days} 天，您随时可以再发 /forget 删除。"
+)
+FORGET_LINES = {
+    "questions": "• 提问 {n} 条",
+    "feedback": "• 反馈 {n} 条",
+    "suggestions": "• 纠正 {n} 条",
+}
+FORGET_STATE = "• 对话记录（上次聊到的原因、按钮背后的回答、进行中的排查）"
+
+
+def forget_done(deleted: dict[str, int], days: int) -> str:
+    """What /forget deleted, table by table (a table that does not exist is not named)."""
+    lines = [line.format(n=deleted[t]) for t, line in FORGET_LINES.items() if t in deleted]
+    lines.append(FORGET_STATE)
+    return FORGET_DONE.format(lines="\n".join(lines), days=days)
+
+
 # -- guided diagnosis -----------------------------------------------------------------------
 
 DIAG_INTRO = "我来问您几个简单的问题（最多 {max} 个），根据您的回答帮您缩小范围。"
@@ -89,6 +121,8 @@ BTN_YES = "是"
 BTN_NO = "否"
 BTN_UNSURE = "不确定"
 BTN_CANCEL = "取消排查"
+BTN_FORGET_YES = "🗑 确认删除"
+BTN_FORGET_NO = "不删了"
 
 # -- terminal chat --------------------------------------------------------------------------
 

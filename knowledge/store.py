@@ -5,9 +5,12 @@ Tables (created by the recorded migrations below, so opening an existing file is
 - ``entries`` / ``examples``: the knowledge entries and their example phrases.
 - ``history``: every change, with who made it and the entry before and after (a whole
   knowledge base snapshot for imports), so that ``undo`` can restore it exactly.
-- ``questions``: every question answered (intent, score), for ``/stats``; unmatched ones
-  feed the admins' ``/unmatched`` inbox.
-- ``feedback``: 有帮助 / 没帮助 per entry.
+- ``questions``: every question answered (intent, score, the chat it came from), for
+  ``/stats``; unmatched ones feed the admins' ``/unmatched`` inbox. The text is stored masked
+  (:func:`knowledge.privacy.mask`): no ID, phone or card number, no e-mail address.
+- ``feedback``: 有帮助 / 没帮助 per entry, and the chat it came from.
+- ``chat_state``: what the bot remembers of each chat (the conversation's state as JSON), so
+  that buttons and a diagnosis survive a restart.
 - ``meta``: ``revision``, raised by every change to entries, so a running bot notices edits
   made by another process (the ``kb`` CLI) without a restart.
 
@@ -16,6 +19,10 @@ transaction (``BEGIN IMMEDIATE`` takes SQLite's write lock first), so two proces
 once (the bot and the ``kb`` CLI) never lose each other's edits. The database is in WAL mode so
 readers never block the writer. :class:`StoreError` is raised for anything the caller should
 report to a person.
+
+Users' rows are kept ``RETENTION_DAYS`` (``prune``) and deleted on request (``forget``); the
+connection runs with ``secure_delete`` so deleted rows are overwritten, not just unlinked, and
+both truncate the WAL file afterwards.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,9 +50,16 @@ from knowledge.entries import (
     shipped_entries,
     validate_slug,
 )
+from knowledge.privacy import mask
 
 # Questions queued by ``queue_question`` are written at the latest when this many wait.
 QUESTION_BATCH = 200
+# Stored questions and feedback older than this are deleted (QUESTION_RETENTION_DAYS).
+RETENTION_DAYS = 180
+DAY = 86_400.0
+# Tables whose rows belong to a chat (a ``chat`` column): what ``forget`` and ``prune`` clear.
+# A table another part adds later (user corrections) joins by being listed here.
+CHAT_TABLES = ("questions", "feedback", "suggestions")
 
 
 class StoreError(Exception):
@@ -111,6 +125,19 @@ def m001_initial(db: Database) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key")
 
 
+@migrations()
+def m002_privacy(db: Database) -> None:
+    """Questions know their chat (for ``/forget``); dates are indexed (for retention); the
+    conversation state gets a table of its own."""
+    db["questions"].add_column("chat", str)
+    db["questions"].create_index(["chat"])
+    db["questions"].create_index(["at"])
+    db["feedback"].create_index(["chat"])
+    db["feedback"].create_index(["at"])
+    db["chat_state"].create({"chat": str, "seen": float, "state": str}, pk="chat")
+    db["chat_state"].create_index(["seen"])
+
+
 @dataclass(frozen=True)
 class Change:
     """One row of the edit history."""
@@ -126,15 +153,19 @@ class Change:
     undone: bool
 
 
-def _question_row(text: str, intent: str | None, score: float) -> dict[str, Any]:
+def _question_row(text: str, intent: str | None, score: float, chat: str | None) -> dict[str, Any]:
+    # Masked here too, whoever the caller: no personal number is ever written (mask is
+    # idempotent, and cheap on text without digits).
+    text = mask(text)[:500]
     return {
         "at": time.time(),
         # A lone surrogate (JSON allows "\ud800") cannot be stored as UTF-8: keep a "?".
-        "text": text[:500].encode("utf-8", "replace").decode("utf-8"),
+        "text": text.encode("utf-8", "replace").decode("utf-8"),
         "intent": intent,
         "score": score,
         "matched": int(intent is not None),
         "assigned": None,
+        "chat": chat,
     }
 
 
@@ -170,6 +201,7 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten
             self._lock = threading.RLock()
             self._pending_lock = threading.Lock()
             self._pending: list[dict[str, Any]] = []
@@ -475,14 +507,22 @@ class Store:
 
     # -- questions and feedback -----------------------------------------------------------
 
-    def log_question(self, text: str, intent: str | None, score: float) -> int:
+    def log_question(
+        self, text: str, intent: str | None, score: float, *, chat: str | None = None
+    ) -> int:
         """Store one answered question now; returns its id (see ``queue_question``)."""
         self.flush_questions()  # keep ids in the order the questions came
         with self._lock, self._tx():
-            return self.db["questions"].insert(_question_row(text, intent, score)).last_pk
+            return self.db["questions"].insert(_question_row(text, intent, score, chat)).last_pk
 
     def queue_question(
-        self, text: str, intent: str | None, score: float, *, write_full_batch: bool = True
+        self,
+        text: str,
+        intent: str | None,
+        score: float,
+        *,
+        chat: str | None = None,
+        write_full_batch: bool = True,
     ) -> bool:
         """Like ``log_question``, written later in a batch (``flush_questions``): keeps a
         SQLite commit off every answer. Reads of questions flush first.
@@ -492,7 +532,7 @@ class Store:
         caller has the batch written (an event loop from a worker thread, say, so that it
         never waits on SQLite). Returns whether a full batch waits to be written.
         """
-        row = _question_row(text, intent, score)
+        row = _question_row(text, intent, score, chat)
         with self._pending_lock:
             self._pending.append(row)
             full = len(self._pending) >= QUESTION_BATCH
@@ -556,6 +596,7 @@ class Store:
             return cursor.rowcount
 
     def record_feedback(self, slug: str, helpful: bool, chat: str) -> None:
+        """One 有帮助 / 没帮助 vote; ``chat`` is the conversation's key (see ``forget``)."""
         with self._lock, self._tx():
             self.db["feedback"].insert(
                 {"at": time.time(), "slug": slug, "helpful": int(helpful), "chat": chat}
@@ -590,3 +631,86 @@ class Store:
             "per_intent": per_intent,
             "feedback": feedback,
         }
+
+    # -- retention, forgetting, conversation state ----------------------------------------
+
+    def _chat_tables(self) -> list[str]:
+        names = set(self.db.table_names())
+        return [t for t in CHAT_TABLES if t in names and "chat" in self.db[t].columns_dict]
+
+    def _truncate_wal(self) -> None:
+        """Checkpoint and empty the WAL file, so deleted rows do not linger in old frames
+        (best effort: a reader in another process may keep the file for now)."""
+        with suppress(sqlite3.OperationalError):
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def prune(self, days: float = RETENTION_DAYS, *, now: float | None = None) -> dict[str, int]:
+        """Delete the questions, feedback (and any other chat table's rows) older than
+        ``days``; returns how many rows of each table went."""
+        self.flush_questions()
+        cutoff = (time.time() if now is None else now) - days * DAY
+        deleted: dict[str, int] = {}
+        with self._lock:
+            with self._tx():
+                for table in self._chat_tables():
+                    if "at" in self.db[table].columns_dict:
+                        cursor = self.db.execute(f"DELETE FROM [{table}] WHERE at < ?", [cutoff])
+                        deleted[table] = cursor.rowcount
+            if any(deleted.values()):
+                self._truncate_wal()
+        return deleted
+
+    def forget(self, chat: str, *, groups_of_user: bool = False) -> dict[str, int]:
+        """Delete every row of conversation ``chat`` (questions, feedback, its state...);
+        with ``groups_of_user`` also the rows of that user in groups (keys ``<group>:<chat>``:
+        in a private chat the chat id is the user id). Returns the rows deleted per table."""
+        self.flush_questions()
+        where, args = "chat = ?", [chat]
+        if groups_of_user:
+            where, args = "chat = ? OR chat LIKE ?", [chat, f"%:{chat}"]
+        deleted: dict[str, int] = {}
+        with self._lock:
+            with self._tx():
+                for table in [*self._chat_tables(), "chat_state"]:
+                    cursor = self.db.execute(f"DELETE FROM [{table}] WHERE {where}", args)
+                    deleted[table] = cursor.rowcount
+            self._truncate_wal()
+        return deleted
+
+    def save_states(self, rows: Sequence[tuple[str, float, str | None]]) -> None:
+        """Write conversation states ``(chat, seen, state JSON)`` in one transaction; a state
+        of None deletes the chat's row (nothing left worth remembering)."""
+        if not rows:
+            return
+        with self._lock, self._tx():
+            for chat, seen, state in rows:
+                if state is None:
+                    self.db.execute("DELETE FROM chat_state WHERE chat = ?", [chat])
+                else:
+                    self.db.execute(
+                        "INSERT INTO chat_state(chat, seen, state) VALUES(?, ?, ?) "
+                        "ON CONFLICT(chat) DO UPDATE SET seen = excluded.seen, "
+                        "state = excluded.state",
+                        [chat, seen, state],
+                    )
+
+    def expire_states(self, before: float, keep: int) -> int:
+        """Delete states last seen before ``before``, and all but the ``keep`` most recent."""
+        with self._lock, self._tx():
+            n = self.db.execute("DELETE FROM chat_state WHERE seen < ?", [before]).rowcount
+            row = self.db.execute(
+                "SELECT seen FROM chat_state ORDER BY seen DESC LIMIT 1 OFFSET ?", [keep]
+            ).fetchone()
+            if row is not None:
+                n += self.db.execute("DELETE FROM chat_state WHERE seen <= ?", [row[0]]).rowcount
+        return n
+
+    def load_states(self, since: float, limit: int) -> list[tuple[str, float, str]]:
+        """The states seen at or after ``since``, at most ``limit``, oldest first."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT chat, seen, state FROM chat_state WHERE seen >= ? "
+                "ORDER BY seen DESC LIMIT ?",
+                [since, limit],
+            ).fetchall()
+        return [(r[0], r[1], r[2]) for r in reversed(rows)]

@@ -26,6 +26,8 @@ import jieba
 import opencc
 import yaml
 
+from knowledge.privacy import matchable
+
 log = logging.getLogger(__name__)
 
 # Messages longer than this are cut before matching: a question is short, and segmentation
@@ -154,8 +156,12 @@ class TextPipeline:
         return _make_tokenizer(self._words)
 
     def normalise(self, text: str) -> str:
-        """Fold a raw message into plain lower-case Simplified Chinese words and spaces."""
-        text = normalise_basic(text[: MAX_MATCH_CHARS * 2])[:MAX_MATCH_CHARS]
+        """Fold a raw message into plain lower-case Simplified Chinese words and spaces.
+
+        Personal numbers are masked first and their placeholders dropped
+        (:func:`knowledge.privacy.matchable`): an ID number is no evidence of an ID problem.
+        """
+        text = normalise_basic(matchable(text[: MAX_MATCH_CHARS * 2]))[:MAX_MATCH_CHARS]
         if self._alias_re is not None:
             text = self._alias_re.sub(lambda m: self.lexicon.aliases[m.group(0)], text)
         if self._replace_re is not None:

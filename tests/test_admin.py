@@ -732,8 +732,20 @@ async def test_non_admins_are_refused_and_nothing_changes(h, store, caplog, comm
     assert texts(calls) == REFUSED
     assert [c.method for c in calls] == ["sendMessage"]
     assert store.export() == before and store.history(limit=100) == history
-    assert str(OTHER) in caplog.text and command.split()[0] in caplog.text
+    # The user is named only with LOG_USER_IDS (off here), like every other log line.
+    assert str(OTHER) not in caplog.text and command.split()[0] in caplog.text
     assert caplog.records[-1].levelno == logging.WARNING
+
+
+async def test_a_refusal_names_the_user_only_with_log_user_ids(app, h, caplog):
+    with caplog.at_level(logging.WARNING, logger="bot.admin"):
+        await h.send(OTHER, "/entries")
+    assert "refused admin command /entries" in caplog.text and str(OTHER) not in caplog.text
+    caplog.clear()
+    app.bot_data["settings"] = Settings(admin_ids=frozenset({ADMIN}), log_user_ids=True)
+    with caplog.at_level(logging.WARNING, logger="bot.admin"):
+        await h.send(OTHER, "/entries")
+    assert f"from user {OTHER}" in caplog.text
 
 
 @pytest.mark.parametrize("command", ["/entries", "/delete closed", "/add new1 新条目"])
@@ -783,7 +795,8 @@ async def test_forged_callbacks_from_non_admins_are_refused(h, store, caplog, fo
     assert [c.method for c in calls] == ["answerCallbackQuery"]
     assert store.export() == before and store.history(limit=100) == history
     assert store.question(qid)["assigned"] is None
-    assert str(OTHER) in caplog.text and token not in caplog.text
+    assert "refused admin command a:" in caplog.text
+    assert str(OTHER) not in caplog.text and token not in caplog.text
     # the admin's own confirmation still works
     msg = message_with(h, f"a:del:{token}")
     await h.press(ADMIN, msg, f"a:del:{token}")

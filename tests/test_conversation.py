@@ -392,9 +392,19 @@ def test_chat_state_expires_when_idle(kb):
 
 
 def test_forged_or_replayed_feedback_cannot_stuff_the_statistics(conv, kb):
-    """Buttons for answers the chat does not remember (say, after a restart) still count,
-    once per entry; unknown entries count never."""
+    """Only an answer the chat really got counts, once; forged references, another chat's
+    answer and unknown entries never."""
     for _ in range(3):
-        conv.on_button(9, "u:f:77:y:huabei_overdue")
+        [reply] = conv.on_button(9, "u:f:999:y:misuse")
+        assert reply.text_html == texts.STALE_BUTTON
     conv.on_button(9, "u:f:78:n:no_such_entry")
+    assert feedback_rows(kb) == []
+
+    [answer] = conv.on_text(9, CAUSE_QUESTION)
+    [helpful] = [d for d in datas(answer) if d.startswith("u:f:") and ":y:" in d]
+    conv.on_button(10, helpful)  # another chat pressing (or forging) chat 9's button
+    assert feedback_rows(kb) == []
+    for _ in range(3):
+        conv.on_button(9, helpful)
     assert feedback_rows(kb) == [("huabei_overdue", 1, "9")]
+    assert kb.store.stats()["feedback"] == {"huabei_overdue": (1, 0)}

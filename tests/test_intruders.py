@@ -333,14 +333,16 @@ async def test_feedback_and_not_mine_buttons_of_another_user_affect_only_the_pre
     # B's "not mine" on A's answer: B gets the general list, not A's other candidates
     calls = await h.press(USER_B, copy_in(a_msg, USER_B), not_mine)
     assert sent(calls)[0] == texts.NOT_MINE_NONE
-    # B's feedback on A's answer is B's own and does not use up A's
-    await h.press(USER_B, copy_in(a_msg, USER_B), helpful)
+    # B's feedback on A's answer is not counted (B never got that answer) and does not use
+    # up A's
+    calls = await h.press(USER_B, copy_in(a_msg, USER_B), helpful)
+    assert sent(calls) == [texts.STALE_BUTTON]
     calls = await h.press(USER_A, a_msg, helpful)
     assert sent(calls) == [texts.FEEDBACK_THANKS]
     calls = await h.press(USER_A, a_msg, helpful)
     assert sent(calls) == [texts.FEEDBACK_DONE]
     chats = [r["chat"] for r in kb.store.db.query("SELECT chat FROM feedback ORDER BY id")]
-    assert chats == [str(USER_B), str(USER_A)]
+    assert chats == [str(USER_A)]
 
 
 # -- HTML --------------------------------------------------------------------------------------
