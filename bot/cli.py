@@ -134,22 +134,37 @@ def ask(text: str | None, jsonl: bool) -> None:
 
 
 @cli.command("eval")
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 @click.option("--misses", default=200, show_default=True, help="How many misses to list.")
-def eval_cmd(file: Path, as_json: bool, misses: int) -> None:
-    """Accuracy report on a labelled set ({"text", "expect"} JSON lines).
+@click.option(
+    "--cross-validate",
+    "folds",
+    type=click.IntRange(min=2),
+    default=None,
+    metavar="K",
+    help="Instead of FILE: K-fold cross-validation over the knowledge base's own examples.",
+)
+@click.option("--seed", default=0, show_default=True, help="Shuffles the folds (--cross-validate).")
+def eval_cmd(file: Path | None, as_json: bool, misses: int, folds: int | None, seed: int) -> None:
+    """Accuracy report on a labelled set ({"text", "expect"} JSON lines), or with
+    --cross-validate K on the knowledge base's own examples, each fold held out in turn.
 
-    Example: jiebei-bot eval ../shared/eval/dev.jsonl
+    Examples: jiebei-bot eval ../shared/eval/dev.jsonl; jiebei-bot eval --cross-validate 5
     """
-    from knowledge.evaluation import EvalFileError, evaluate, read_labelled
+    from knowledge.evaluation import EvalFileError, cross_validate, evaluate, read_labelled
 
-    try:
-        rows = read_labelled(file)
-    except EvalFileError as exc:
-        raise CliError(str(exc)) from None
+    if (file is None) == (folds is None):
+        raise CliError("give either FILE or --cross-validate K")
     kb = _kb(_settings())
-    report = evaluate(kb.matcher, rows)
+    if folds is not None:
+        report = cross_validate(kb.entries(), kb.pipeline, folds, seed=seed)
+    else:
+        try:
+            rows = read_labelled(file)
+        except EvalFileError as exc:
+            raise CliError(str(exc)) from None
+        report = evaluate(kb.matcher, rows)
     if as_json:
         click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:

@@ -255,7 +255,11 @@ class Conversation:
                 snapshot = []
                 for key in dirty:
                     state = self._chats.get(key)
-                    plain = None if state is None else to_plain(state, self._codecs)
+                    try:
+                        plain = None if state is None else to_plain(state, self._codecs)
+                    except PlainDataError:  # a field that is not plain data: a bug, logged
+                        log.exception("could not save a conversation state")
+                        continue
                     snapshot.append((chat_key(key), state.seen if state else 0.0, plain))
             rows: list[tuple[str, float, str | None]] = []
             for chat, seen, plain in snapshot:

@@ -83,6 +83,10 @@ FALLBACK_GAP = 12.0
 # A concept in at most this share of entries is rare (weight 3); up to COMMON_SHARE, 2.
 RARE_SHARE = 0.15
 COMMON_SHARE = 0.4
+# Concepts that say how often something happened, not what happened (好几次, 老是, 经常):
+# they weigh as a plain word, whatever their spread, so that "刷脸好几次" is not pulled
+# towards the cause whose examples say "借了好几次".
+MODIFIERS = frozenset({"FREQUENT"})
 ANSWER_KINDS = ("cause", "overview")
 # Added to every bound: where the ordered ratio equals the multiset overlap, the exact score
 # and its bound are equal in real numbers but may differ by an ulp in floating point.
@@ -218,7 +222,7 @@ class Matcher:
                 spread[t].add(i)
         weights = np.ones(len(names), dtype=np.int64)
         for t, name in enumerate(names):
-            if is_concept(name):
+            if is_concept(name) and name not in MODIFIERS:
                 share = len(spread[t]) / max(n_entries, 1)
                 weights[t] = 3 if share <= RARE_SHARE else 2 if share <= COMMON_SHARE else 1
         self._weights = weights

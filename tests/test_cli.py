@@ -101,3 +101,29 @@ def test_run_without_a_token_is_one_line_on_stderr(env):
     assert result.stderr.count("\n") == 1, result.stderr
     assert "TELEGRAM_BOT_TOKEN" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_kb_prune_deletes_what_is_older_than_the_retention_period(env, monkeypatch):
+    import time
+
+    from knowledge.store import DAY, Store
+
+    store = Store(env / "knowledge.db")
+    for age_days in (200, 40, 1):
+        qid = store.log_question(f"{age_days} 天前的问题", None, 0.0, chat="5")
+        store.db.execute(
+            "UPDATE questions SET at = ? WHERE id = ?", [time.time() - age_days * DAY, qid]
+        )
+    store.close()
+    result = invoke(["kb", "prune"])
+    assert result.exit_code == 0, result.output
+    assert "1 questions" in result.stderr
+    monkeypatch.setenv("QUESTION_RETENTION_DAYS", "30")
+    assert "1 questions" in invoke(["kb", "prune"]).stderr
+    assert "0 questions" in invoke(["kb", "prune", "--days", "30"]).stderr
+    store = Store(env / "knowledge.db")
+    assert [r[0] for r in store.db.execute("SELECT text FROM questions")] == ["1 天前的问题"]
+    store.close()
+    monkeypatch.setenv("QUESTION_RETENTION_DAYS", "zero")
+    bad = CliRunner().invoke(cli, ["kb", "prune"])
+    assert bad.exit_code == 1 and "QUESTION_RETENTION_DAYS" in bad.stderr

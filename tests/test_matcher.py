@@ -241,3 +241,28 @@ def test_lexicon_loads_from_the_package():
     lex = Lexicon.load()
     assert lex.surface_to_concept["借呗"] == "JIEBEI"
     assert lex.aliases["jb"] == "借呗"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "刷脸好几次都没成功，现在借呗借不了钱",
+        "密码输错好几次借呗就用不了了",
+        "我问了好几次了借呗到底为啥关了",
+        "人脸认证老是失败，借呗现在也没了",
+        "客服电话打了好几回，借呗还是用不了",
+    ],
+)
+def test_a_frequency_word_alone_is_no_evidence_of_repaying_early(matcher, text):
+    """好几次 / 老是 / 经常 with a face scan, a password or a repeated question say how often,
+    not that the user borrowed and repaid early."""
+    m = matcher.match(text)
+    assert m.intent != "frequent_prepay", m.candidates
+    fp = matcher.slugs().index("frequent_prepay")
+    _, evidence = matcher.scores(matcher.pipeline.tokens(text))
+    assert not evidence[fp]
+
+
+@pytest.mark.parametrize("text", ["借呗经常借了几天就还，后来被关了", "借呗老是提前还款现在用不了"])
+def test_frequency_with_borrowing_or_repaying_still_is(matcher, text):
+    assert matcher.match(text).intent == "frequent_prepay"

@@ -144,3 +144,15 @@ def test_every_field_of_the_chat_state_is_persisted():
     """A field added to _ChatState is stored with no more work: every field is plain data."""
     names = {f.name for f in dataclasses.fields(_ChatState)}
     assert set(to_plain(_ChatState(seen=0.0))) == names
+
+
+def test_a_state_that_cannot_be_stored_does_not_stop_the_others(tmp_path, pipeline, caplog):
+    path = tmp_path / "kb.db"
+    kb, conv = _conversation(path, pipeline)
+    conv.on_text(1, CAUSE_QUESTION)
+    conv.on_text(2, CAUSE_QUESTION)
+    conv._chats[1].last_cause = object()  # what a careless new field could hold
+    assert conv.flush_states() == 1
+    assert "could not save a conversation state" in caplog.text
+    assert [r[0] for r in kb.store.db.execute("SELECT chat FROM chat_state")] == ["2"]
+    kb.store.close()
