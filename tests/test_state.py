@@ -93,10 +93,18 @@ def test_a_diagnosis_and_the_answer_buttons_survive_a_restart(tmp_path, pipeline
     assert [b.label for b in third.button_list()] == [
         b.label for b in expected_third[0].button_list()
     ]
-    assert conv.on_button(1, not_mine) == before_not_mine
     assert conv.on_text(1, "那怎么办")[0].intent == "huabei_overdue"  # the last cause
+    assert conv.on_button(1, not_mine) == before_not_mine
     conv.on_button(1, helpful)
     assert kb.store.stats()["feedback"] == {"huabei_overdue": (1, 0)}
+    # what the user rejected, and the script they write in, survive a restart too
+    conv.on_text(3, "身份證過期了，借唄就不能用了")
+    conv.on_text(3, "這不是我的情況")
+    kb, conv = _restart(kb, conv, path2, pipeline)
+    assert "u:e:huabei_overdue" not in [b.data for b in conv.on_button(1, "u:c")[0].button_list()]
+    [listing] = conv.on_button(3, "u:c")
+    assert "u:e:id_expired" not in [b.data for b in listing.button_list()]
+    assert "🔍 幫我排查原因" in [b.label for b in listing.button_list()]  # still Traditional
     kb.store.close()
 
 
