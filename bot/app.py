@@ -320,8 +320,9 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/help: how to use the bot."""
+    """/help: how to use the bot; for an admin, the admin commands too."""
     await _command(update, context, "help")
+    await admin.admin_help(update, context)
 
 
 async def causes(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -368,7 +369,8 @@ async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None or not _addressed(message, context.bot.id, context.bot.username):
         return
     started = time.perf_counter()
-    await message.reply_text(texts.NOT_TEXT, do_quote=message.chat.type != ChatType.PRIVATE)
+    if not await admin.document_hint(update, context):  # an admin sending a file: how to import
+        await message.reply_text(texts.NOT_TEXT, do_quote=message.chat.type != ChatType.PRIVATE)
     _log_update(update, context, "other", [], started)
 
 

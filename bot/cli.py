@@ -92,15 +92,21 @@ def run(webhook_url: str | None, listen: str, port: int) -> None:
 
 
 @cli.command()
-def chat() -> None:
+@click.option(
+    "--admin",
+    "as_admin",
+    is_flag=True,
+    help="Also the admin commands (/entries, /set, /review, /undo...), as cli:<login name>.",
+)
+def chat(as_admin: bool) -> None:
     """Talk to the bot in this terminal (buttons are numbered choices).
 
-    Example: jiebei-bot chat
+    Example: jiebei-bot chat --admin
     """
     settings = _settings()
-    from bot.chat import run_chat
+    from bot.chat import run_chat, terminal_admin
 
-    run_chat(_kb(settings))
+    run_chat(_kb(settings), admin=terminal_admin() if as_admin else None)
 
 
 @cli.command()

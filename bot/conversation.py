@@ -37,9 +37,10 @@ admin module):
 ====================================  ===================================================
 
 Methods are thread-safe. ``on_text`` and the commands work in memory (the question is
-queued for a batched write, see ``on_full_batch``); ``on_button`` may write feedback to
-SQLite in the calling thread. The Telegram front end calls ``on_button`` from a worker thread
-and the others on its event loop.
+queued for a batched write, see ``on_full_batch``); ``on_button`` may write feedback and
+suggestions to SQLite in the calling thread, and so may ``on_text`` when a reworded question
+records a suggestion (rare, one small row). The Telegram front end calls ``on_button`` from a
+worker thread and the others on its event loop.
 """
 
 from __future__ import annotations
@@ -90,6 +91,14 @@ CHAT_TTL = 6 * 3600.0  # seconds of silence after which a chat's state is forgot
 DIAGNOSIS_TTL = 3600.0  # a diagnosis left unanswered this long has ended
 MAX_ANSWERS = 20  # recent answers a chat keeps for their buttons
 MAX_OTHER_BUTTONS = 3
+# What users tell the bot about its answers becomes a suggestion for the admins' /review
+# (see Store.add_suggestion). After "这不是我的情况" or 没帮助, the entry the user opens (or
+# the cause the diagnosis ends on) within this many seconds is where they went; a "which
+# one?" pick counts within the same time.
+CORRECTION_TTL = 900.0
+# A cause answer followed this soon by another question in the same chat that lands on
+# another cause: the first question was probably about that other cause.
+REPHRASE_WINDOW = 120.0
 # Other candidates this close to the answer's score are offered as "other likely causes".
 LIKELY_WITHIN = 15.0
 # During a diagnosis the leading cause is shown once it is at least this likely.
@@ -142,6 +151,8 @@ class _Answered:
     slug: str
     others: tuple[str, ...]  # the next candidate causes of the question
     feedback: bool = False
+    question: str = ""  # what the user asked, when this was the answer to a question
+    corrected: bool = False  # "这不是我的情况" was recorded already
 
 
 @dataclass
@@ -159,6 +170,12 @@ class _ChatState:
     next_ref: int = 1
     session: _Session | None = None
     forget_token: str | None = None  # a /forget waiting for its confirmation
+    # The suggestion waiting for the entry the user goes to next: (id, when).
+    correction: tuple[int, float] | None = None
+    # The last "which one?": (question, best slug, the slugs offered, when).
+    choice: tuple[str, str | None, tuple[str, ...], float] | None = None
+    # The last cause answer to a question: (question, slug, when), for reworded questions.
+    last_answer: tuple[str, str, float] | None = None
     # Causes the user said were not theirs ("这不是我的情况", "都不是"), in order; never offered
     # again in this conversation. Plain lists and strings: the state is stored as JSON.
     rejected: list[str] = field(default_factory=list)
@@ -317,15 +334,23 @@ class Conversation:
 
     @staticmethod
     def _diagnosis_plain(d: Diagnosis) -> dict[str, object]:
-        # The questions come from the package and the current one follows from the answers.
-        return {"posterior": to_plain(d.posterior), "asked": to_plain(d.asked)}
+        # The questions come from the package; the current one is kept by id (picking it
+        # again weighs every question).
+        return {
+            "posterior": to_plain(d.posterior),
+            "asked": to_plain(d.asked),
+            "current": d.current.id if d.current else None,
+        }
 
     def _diagnosis_back(self, data: object) -> Diagnosis:
         if not isinstance(data, dict):
             raise PlainDataError("a diagnosis is an object")
         posterior = from_plain(dict[str, float], data.get("posterior"))
         asked = from_plain(list[tuple[str, Answer]], data.get("asked"))
-        return Diagnosis(self.questions, posterior, asked)
+        current = data.get("current")
+        if not posterior or not isinstance(current, str):
+            return Diagnosis(self.questions, posterior, asked)
+        return Diagnosis.resume(self.questions, posterior, asked, current)
 
     def flush_states(self) -> int:
         """Write the states changed since the last flush, in one transaction (call it off
@@ -404,6 +429,35 @@ class Conversation:
         except (StoreError, sqlite3.Error):
             log.warning("could not record feedback", exc_info=True)
 
+    def _suggest(
+        self, kind: str, question: str, answered: str | None, went_to: str | None, chat_id: Hashable
+    ) -> int | None:
+        """Record a suggestion for /review; its id, or None when nothing was written."""
+        if not self.store_writes or not question:
+            return None
+        try:
+            return self.kb.store.add_suggestion(
+                kind, question, answered, went_to, chat_key(chat_id)
+            )
+        except (StoreError, sqlite3.Error):
+            log.warning("could not record a suggestion", exc_info=True)
+            return None
+
+    def _went_to(self, suggestion_id: int, slug: str) -> None:
+        if not self.store_writes:
+            return
+        try:
+            self.kb.store.suggestion_went_to(suggestion_id, slug)
+        except (StoreError, sqlite3.Error):
+            log.warning("could not record where a user went", exc_info=True)
+
+    def _take_correction(self, state: _ChatState) -> int | None:
+        """The suggestion waiting for where the user goes (cleared); caller holds the lock."""
+        pending, state.correction = state.correction, None
+        if pending is None or self.clock() - pending[1] > CORRECTION_TTL:
+            return None
+        return pending[0]
+
     # -- building blocks ------------------------------------------------------------------
 
     def _open_causes(self, state: _ChatState | None, exclude: str | None = None) -> list[Entry]:
@@ -443,7 +497,12 @@ class Conversation:
         return "\n\n".join(parts)
 
     def _cause_reply(
-        self, state: _ChatState, entry: Entry, match: Match | None = None, text: str | None = None
+        self,
+        state: _ChatState,
+        entry: Entry,
+        match: Match | None = None,
+        text: str | None = None,
+        question: str = "",
     ) -> Reply:
         """A cause: title, explanation, solution, and the follow-up buttons."""
         others: list[str] = []
@@ -452,7 +511,7 @@ class Conversation:
             rest = [c for c in match.candidates if c.kind == "cause" and c.slug != entry.slug]
             others = [c.slug for c in rest]
             likely = [c.slug for c in rest if c.score >= match.score - LIKELY_WITHIN]
-        ref = state.remember(_Answered(entry.slug, tuple(others)))
+        ref = state.remember(_Answered(entry.slug, tuple(others), question=question))
         state.last_cause = entry.slug
         rows: list[list[Button]] = []
         shown: set[str] = {entry.slug, *state.rejected}
@@ -488,10 +547,12 @@ class Conversation:
         rows = [[_causes_button()], [_diagnose_button()]]
         return Reply(self._entry_text(entry, with_title=False), rows, entry.slug, score)
 
-    def _entry_reply(self, state: _ChatState, entry: Entry, match: Match | None = None) -> Reply:
+    def _entry_reply(
+        self, state: _ChatState, entry: Entry, match: Match | None = None, question: str = ""
+    ) -> Reply:
         score = match.score if match is not None else 100.0
         if entry.is_cause:
-            return self._cause_reply(state, entry, match)
+            return self._cause_reply(state, entry, match, question=question)
         if entry.kind == "overview":
             return self._overview_reply(state, entry, score)
         return self._other_reply(entry, score)
@@ -612,9 +673,37 @@ class Conversation:
         match = self.kb.match(text)
         with self._lock:
             state = self._state(chat_id)
+            previous = state.last_answer
             replies, logged = self._answer_text(state, text, match)
+            reworded = self._reworded(state, previous, text, logged)
+            correction = self._take_correction(state) if reworded else None
         self._log_question(chat_id, text, logged, match.score)
+        if reworded is not None and logged is not None:
+            if correction is not None:  # "这不是我的情况", then asked again: that is where
+                self._went_to(correction, logged)
+            else:
+                self._suggest("rephrase", reworded[0], reworded[1], logged, chat_id)
         return replies
+
+    def _reworded(
+        self,
+        state: _ChatState,
+        previous: tuple[str, str, float] | None,
+        text: str,
+        logged: str | None,
+    ) -> tuple[str, str] | None:
+        """(earlier question, its answer) when ``text`` reworded a question answered just
+        before and landed on another cause; caller holds the lock."""
+        answered = state.last_answer if state.last_answer is not previous else None
+        if answered is None:
+            state.last_answer = None  # not a cause answer: a later question is no rewording
+        if previous is None or logged is None or logged == previous[1]:
+            return None
+        if answered is None or answered[1] != logged:  # landed on no cause, or a follow-up
+            return None
+        if self.clock() - previous[2] > REPHRASE_WINDOW or previous[0] == text:
+            return None
+        return previous[0], previous[1]
 
     def _answer_text(
         self, state: _ChatState, text: str, match: Match
@@ -635,6 +724,7 @@ class Conversation:
                     offered.append(close.slug)
             if len(rows) >= 2:
                 state.offered = offered
+                state.choice = (text, match.intent, tuple(offered), self.clock())
                 rows += [[_causes_button()], [_diagnose_button()]]
                 return [Reply(texts.AMBIGUOUS, rows, match.intent, match.score)], match.intent
         product = self._other_product(folded, entry)
@@ -643,7 +733,9 @@ class Conversation:
             rows = [[_causes_button()], [_diagnose_button()]]
             return [Reply(product, rows, logged, match.score)], logged
         if entry is not None:
-            return [self._entry_reply(state, entry, match)], entry.slug
+            if entry.is_cause:
+                state.last_answer = (text, entry.slug, self.clock())
+            return [self._entry_reply(state, entry, match, question=text)], entry.slug
         top = match.candidates[0] if match.candidates else None
         best = (top.slug, round(top.score, 1)) if top is not None else None  # for the log
         concepts = {t for t in match.tokens if t.isascii() and t.isupper()}
@@ -742,14 +834,35 @@ class Conversation:
         if entry is None:
             return self._stale(texts.ENTRY_GONE)
         with self._lock:
-            return [self._entry_reply(self._state(chat_id), entry)]
+            state = self._state(chat_id)
+            correction = self._take_correction(state) if entry.is_cause else None
+            choice, state.choice = state.choice, None
+            if choice is not None and (
+                slug not in choice[2] or self.clock() - choice[3] > CORRECTION_TTL
+            ):
+                choice = None
+            replies = [self._entry_reply(state, entry)]
+        if correction is not None:
+            self._went_to(correction, slug)
+        elif choice is not None:
+            self._suggest("choice", choice[0], None, slug, chat_id)
+        return replies
 
     def _not_mine(self, chat_id: Hashable, ref: str, slug: str) -> list[Reply]:
         with self._lock:
             state = self._state(chat_id)
             answered = state.answered(ref, slug)
+            record = answered is not None and bool(answered.question) and not answered.corrected
+            if record:
+                answered.corrected = True
             self._reject(state, [slug])
-            return [self._remaining(state, answered.others if answered else ())]
+            reply = self._remaining(state, answered.others if answered else ())
+        if record:
+            suggestion = self._suggest("not_mine", answered.question, slug, None, chat_id)
+            if suggestion is not None:
+                with self._lock:
+                    self._state(chat_id).correction = (suggestion, self.clock())
+        return [reply]
 
     def _feedback(self, chat_id: Hashable, ref: str, helpful: bool, slug: str) -> list[Reply]:
         if not SLUG_RE.match(slug) or self.kb.entry(slug) is None:
@@ -764,6 +877,11 @@ class Conversation:
                 return [Reply(texts.FEEDBACK_DONE)]
             answered.feedback = True
         self._record_feedback(slug, helpful, chat_id)
+        if not helpful and answered.question:
+            suggestion = self._suggest("unhelpful", answered.question, slug, None, chat_id)
+            if suggestion is not None:
+                with self._lock:
+                    self._state(chat_id).correction = (suggestion, self.clock())
         if helpful:
             return [Reply(texts.FEEDBACK_THANKS)]
         return [Reply(texts.FEEDBACK_SORRY, [[_diagnose_button()], [_causes_button()]])]
@@ -791,8 +909,10 @@ class Conversation:
             state.forget_token = None
         if not confirmed:
             return [Reply(texts.FORGET_CANCELLED, edit=True)]
+        script = state.script  # the last thing about the user: the reply is in their script
         deleted = self.forget_now(chat_id)
-        return [Reply(texts.forget_done(deleted, self.retention_days), edit=True)]
+        done = Reply(texts.forget_done(deleted, self.retention_days), edit=True)
+        return [done if script is None else to_script(done, script)]
 
     def forget_now(self, chat_id: Hashable) -> dict[str, int]:
         """Delete everything stored about the chat: its rows in the store (questions,
@@ -920,6 +1040,9 @@ class Conversation:
                 parts.append(texts.DIAG_UNASKED.format(titles=self._joined(unasked)))
                 shown += unasked[:2]
             state.last_cause = top.slug
+            correction = self._take_correction(state)
+            if correction is not None:  # a small write, while the chat's lock is held
+                self._went_to(correction, top.slug)
         elif v.kind == "several":
             lines = [texts.DIAG_TITLE_LINE.format(title=t) for t in self._titles(v.causes)]
             titles = "\n".join(lines)

@@ -171,6 +171,24 @@ class Diagnosis:
     ) -> Diagnosis:
         return cls(questions if questions is not None else load_questions(), dict(prior or {}))
 
+    @classmethod
+    def resume(
+        cls,
+        questions: list[Question],
+        posterior: Mapping[str, float],
+        asked: list[tuple[str, Answer]],
+        current: str | None,
+    ) -> Diagnosis:
+        """A diagnosis as it was saved, its current question taken as it was rather than
+        picked again (picking weighs every question; a restart may bring back thousands of
+        diagnoses). A current question that no longer exists is picked afresh."""
+        d = cls.__new__(cls)
+        d.questions, d.posterior, d.asked = questions, dict(posterior), list(asked)
+        d.current = next((q for q in questions if q.id == current), None)
+        if d.current is None and current is not None:
+            d.current = d._pick()
+        return d
+
     @property
     def step(self) -> int:
         """How many questions have been answered."""

@@ -426,6 +426,45 @@ def test_a_non_admin_is_refused_and_nothing_changes(bot):
     assert looked_up["text"].startswith("没有条目 e2e_extra")
 
 
+def test_a_correction_is_reviewed_added_with_one_tap_and_undone(bot):
+    """The learning loop: a user says 这不是我的情况 and opens another entry; the admin's
+    /review shows the question under it; one tap adds it as an example, the next user asking
+    the same gets that entry, /undo takes it back, /stats shows the corrected answer."""
+    question, user = "信用卡逾期一天借呗就关了", 1012
+    answer = bot.say(user, question)
+    [not_mine] = [d for d in datas(answer) if d.startswith("u:o:")]
+    answered = not_mine.rsplit(":", 1)[1]
+    assert answer["text"].startswith(bot.title(answered))
+    bot.api.mark(user)
+    bot.press(user, answer, data=not_mine)
+    [others] = bot.api.wait_for_messages(user, 1, REPLY_TIMEOUT)
+    opened = next(d for d in datas(others) if d.startswith("u:e:")).removeprefix("u:e:")
+    bot.press(user, others, data=f"u:e:{opened}")
+    [shown] = bot.api.wait_for_messages(user, 1, REPLY_TIMEOUT)
+    assert shown["text"].startswith(bot.title(opened))
+
+    review = bot.say(ADMIN, "/review")
+    assert f"→ {opened} " in review["text"] and f"「{question}」" in review["text"]
+    assert f"原回答：{answered}（这不是我的情况 1）" in review["text"]
+    [group] = [x for x in review["text"].splitlines() if f"→ {opened} " in x and question in x]
+    number = group.split(".", 1)[0]
+    [accept] = [b["callback_data"] for b in buttons(review) if b["text"] == f"{number} ✅ {opened}"]
+    bot.api.mark(ADMIN)
+    bot.press(ADMIN, review, data=accept)
+    [done] = bot.api.wait_for_messages(ADMIN, 1, REPLY_TIMEOUT)
+    assert f"已把「{question}」加为 {opened} 的示例" in done["text"], done["text"]
+    redrawn = bot.api.bot_messages(ADMIN)[-2]
+    assert redrawn["message_id"] == review["message_id"] and question not in redrawn["text"]
+
+    assert bot.say(1013, question)["text"].startswith(bot.title(opened))
+    undone = bot.say(ADMIN, "/undo")
+    assert undone["text"].startswith("已撤销") and question in undone["text"]
+    assert bot.say(1014, question)["text"].startswith(bot.title(answered))
+    stats = bot.say(ADMIN, "/stats")["text"]
+    line = next(x for x in stats.splitlines() if x.startswith(f"{answered} ") and "被纠正" in x)
+    assert "被纠正 1，" in line, stats
+
+
 # -- operators ----------------------------------------------------------------------------
 
 

@@ -316,6 +316,24 @@ async def test_non_text_messages_get_a_request_for_text(h, content):
     assert sent_texts(calls) == [texts.NOT_TEXT]
 
 
+async def test_a_document_from_an_admin_without_the_caption_is_told_how_to_import(h, kb):
+    before = kb.store.export()
+    calls = await h.send_document(ADMIN, b'{"version": 1}')
+    [text] = sent_texts(calls)
+    assert "/import" in text and texts.NOT_TEXT not in text
+    assert not [c for c in calls if c.method == "getFile"] and kb.store.export() == before
+    sticker = {"photo": [{"file_id": "p", "file_unique_id": "p", "width": 9, "height": 9}]}
+    assert sent_texts(await h.send_message(ADMIN, **sticker)) == [texts.NOT_TEXT]
+
+
+async def test_help_shows_an_admin_the_admin_commands_too(h):
+    [user_help] = sent_texts(await h.send(USER, "/help"))
+    assert "/review" not in user_help
+    admin_help = sent_texts(await h.send(ADMIN, "/help"))
+    assert admin_help[0] == user_help
+    assert "/review" in admin_help[1] and "/unmatched" in admin_help[1]
+
+
 async def test_a_document_with_an_admin_caption_is_not_asked_for_text(h):
     calls = await h.send_document(USER, b"{}", caption="/import")
     assert texts.NOT_TEXT not in sent_texts(calls)

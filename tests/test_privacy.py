@@ -192,11 +192,11 @@ def test_retention_deletes_questions_and_feedback_older_than_the_limit(tmp_path,
         store.db.execute(
             "UPDATE feedback SET at = ? WHERE id = (SELECT MAX(id) FROM feedback)", [at]
         )
-    assert store.prune(180, now=clock[0]) == {"questions": 1, "feedback": 1}
+    assert store.prune(180, now=clock[0]) == {"questions": 1, "feedback": 1, "suggestions": 0}
     assert [r["text"] for r in store.db.query("SELECT text FROM questions")] == ["新问题"]
     assert [r["at"] for r in store.db.query("SELECT at FROM feedback")] == [recent]
-    assert store.prune(180, now=clock[0]) == {"questions": 0, "feedback": 0}
-    assert store.prune(1, now=clock[0]) == {"questions": 1, "feedback": 1}
+    assert store.prune(180, now=clock[0]) == {"questions": 0, "feedback": 0, "suggestions": 0}
+    assert store.prune(1, now=clock[0]) == {"questions": 1, "feedback": 1, "suggestions": 0}
     assert b"\xe8\x80\x81\xe9\x97\xae\xe9\xa2\x98" not in _raw_bytes(store.path)  # "老问题"
     kb.store.close()
 
@@ -262,3 +262,12 @@ def test_the_retention_setting_is_validated():
         with pytest.raises(ConfigError, match="QUESTION_RETENTION_DAYS"):
             load_settings({"QUESTION_RETENTION_DAYS": bad})
     assert Settings().retention_days == 180
+
+
+def test_the_forget_reply_is_in_the_script_the_user_writes(kb):
+    conv = Conversation(kb)
+    conv.on_text(8, "借唄突然不能用了，怎麼辦")
+    [prompt] = conv.command(8, "/forget")
+    assert "刪除" in prompt.text_html
+    [done] = conv.on_button(8, prompt.button_list()[0].data)
+    assert "已刪除" in done.text_html and "提問 1 條" in done.text_html

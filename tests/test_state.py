@@ -164,3 +164,19 @@ def test_a_state_that_cannot_be_stored_does_not_stop_the_others(tmp_path, pipeli
     assert "could not save a conversation state" in caplog.text
     assert [r[0] for r in kb.store.db.execute("SELECT chat FROM chat_state")] == ["2"]
     kb.store.close()
+
+
+def test_a_resumed_diagnosis_is_the_one_saved():
+    from knowledge.diagnosis import Diagnosis
+
+    d = Diagnosis.start()
+    d.answer("yes")
+    d.answer("no")
+    same = Diagnosis.resume(d.questions, d.posterior, d.asked, d.current.id)
+    assert (same.current, same.posterior, same.asked) == (d.current, d.posterior, d.asked)
+    same.answer("unsure")
+    d.answer("unsure")
+    assert same.current == d.current
+    # a question removed from the file since: the next one is picked afresh
+    renamed = Diagnosis.resume(d.questions, d.posterior, d.asked, "no-such-question")
+    assert renamed.current == d.current
