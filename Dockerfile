@@ -2,6 +2,7 @@
 #
 # jiebei-bot: the Telegram help bot, long polling by default.
 #
+#   docker compose up -d          (compose.yaml: the volume, .env, restart, healthcheck)
 #   docker build -t jiebei-bot .
 #   docker run -d --name jiebei-bot --env-file .env -v jiebei-data:/data jiebei-bot
 #   docker run --rm -v jiebei-data:/data jiebei-bot jiebei-bot kb export > backup.json
@@ -118,7 +119,9 @@ USER 10001:10001
 # Only used in webhook mode (jiebei-bot run --webhook URL --port 8443).
 EXPOSE 8443
 
-# Opens the knowledge base and asks the matcher one question; it does not call Telegram.
+# Opens the knowledge base and asks the matcher one question, and fails when the running bot
+# has not heard from Telegram for HEALTH_MAX_POLL_AGE seconds (its heartbeat next to the
+# knowledge base); it does not call Telegram itself.
 HEALTHCHECK --interval=60s --timeout=20s --start-period=30s --retries=3 \
     CMD ["jiebei-bot", "health"]
 

@@ -190,7 +190,7 @@ def kb_list() -> None:
     try:
         store = Store(_settings().knowledge_db)
     except StoreError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(f"{exc}{_unwritable_hint(_settings().knowledge_db)}") from None
     for e in store.entries():
         click.echo(f"{e.slug:<20} {e.kind:<10} {len(e.examples):>4}  {e.title}")
 
@@ -216,7 +216,7 @@ def kb_export(file: Path | None, fmt: str | None) -> None:
     try:
         text = Store(_settings().knowledge_db).export(fmt)
     except StoreError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(f"{exc}{_unwritable_hint(_settings().knowledge_db)}") from None
     if file is None:
         click.echo(text, nl=False)
         return
@@ -269,7 +269,7 @@ def kb_prune(days: int | None) -> None:
         deleted = store.prune(days)
         store.close()
     except (StoreError, sqlite3.Error) as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(f"{exc}{_unwritable_hint(_settings().knowledge_db)}") from None
     counts = ", ".join(f"{n} {table}" for table, n in deleted.items())
     click.echo(f"deleted rows older than {days} days: {counts}", err=True)
 
