@@ -10,6 +10,9 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field, replace
+from functools import cache
+
+import opencc
 
 MAX_MESSAGE_CHARS = 4096
 MAX_CALLBACK_BYTES = 64
@@ -29,16 +32,62 @@ class Button:
 
 @dataclass(frozen=True)
 class Reply:
-    """One message. ``edit``: replace the message whose button was pressed, when there is one."""
+    """One message. ``edit``: replace the message whose button was pressed, when there is one.
+    ``best``: for an answer that matched nothing, the best candidate and its score (logged)."""
 
     text_html: str
     buttons: list[list[Button]] = field(default_factory=list)
     intent: str | None = None
     score: float = 0.0
     edit: bool = False
+    best: tuple[str, float] | None = None
 
     def button_list(self) -> list[Button]:
         return [b for row in self.buttons for b in row]
+
+
+# -- the user's script ------------------------------------------------------------------------
+
+# Scripts a reply can be written in: Simplified (what texts.py and the knowledge hold), and
+# Traditional as written in Taiwan or in Hong Kong (OpenCC's s2twp and s2hk).
+SIMPLIFIED, TAIWAN, HONG_KONG = "hans", "tw", "hk"
+_OPENCC_CONFIG = {TAIWAN: "s2twp", HONG_KONG: "s2hk"}
+# Written Cantonese, and characters whose Hong Kong form differs from the Taiwan one: a message
+# with any of them reads as Hong Kong Traditional.
+_HONG_KONG_MARKS = frozenset("嘅咗唔係冇喺佢啲睇嘢咁乜嚟俾畀哋嗰咩囉嘢瞓攞邊啱裏綫衞着啓纔")
+
+
+@cache
+def _opencc_converter(config: str) -> opencc.OpenCC:
+    return opencc.OpenCC(config)
+
+
+def _convert(config: str, text: str) -> str:
+    # OpenCC takes UTF-8: a lone surrogate (possible in a Telegram message) becomes "?".
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return _opencc_converter(config).convert(text)
+
+
+def detect_script(text: str) -> str | None:
+    """``"tw"`` or ``"hk"`` for a message in Traditional characters, ``"hans"`` for one in
+    Simplified, None when it has no character that tells them apart (digits, "你好")."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    traditional = sum(a != b for a, b in zip(text, _convert("t2s", text), strict=False))
+    simplified = sum(a != b for a, b in zip(text, _convert("s2t", text), strict=False))
+    if traditional > simplified:
+        return HONG_KONG if not _HONG_KONG_MARKS.isdisjoint(text) else TAIWAN
+    if simplified > traditional:
+        return SIMPLIFIED
+    return None
+
+
+def to_script(reply: Reply, script: str | None) -> Reply:
+    """The reply in ``script`` (its text and button labels; callback data unchanged)."""
+    config = _OPENCC_CONFIG.get(script or "")
+    if config is None:
+        return reply
+    rows = [[replace(b, label=_convert(config, b.label)) for b in row] for row in reply.buttons]
+    return replace(reply, text_html=_convert(config, reply.text_html), buttons=rows)
 
 
 def esc(text: str) -> str:

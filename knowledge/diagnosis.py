@@ -171,6 +171,24 @@ class Diagnosis:
     ) -> Diagnosis:
         return cls(questions if questions is not None else load_questions(), dict(prior or {}))
 
+    @classmethod
+    def resume(
+        cls,
+        questions: list[Question],
+        posterior: Mapping[str, float],
+        asked: list[tuple[str, Answer]],
+        current: str | None,
+    ) -> Diagnosis:
+        """A diagnosis as it was saved, its current question taken as it was rather than
+        picked again (picking weighs every question; a restart may bring back thousands of
+        diagnoses). A current question that no longer exists is picked afresh."""
+        d = cls.__new__(cls)
+        d.questions, d.posterior, d.asked = questions, dict(posterior), list(asked)
+        d.current = next((q for q in questions if q.id == current), None)
+        if d.current is None and current is not None:
+            d.current = d._pick()
+        return d
+
     @property
     def step(self) -> int:
         """How many questions have been answered."""
@@ -213,3 +231,89 @@ class Diagnosis:
         """The top causes: the best always, then up to ``n - 1`` more of at least ``floor``."""
         ranked = self.ranked()
         return ranked[:1] + [(c, p) for c, p in ranked[1:n] if p >= floor]
+
+
+# -- what the answers say, in words -------------------------------------------------------
+
+# A cause is singled out only when a 是 answer points at it and it is at least LEAD_RATIO
+# times as likely as the next cause a 是 answer points at.
+LEAD_RATIO = 2.0
+# How sure the bot says it is about a singled-out cause.
+HIGH_CONFIDENCE = 0.6
+MEDIUM_CONFIDENCE = 0.4
+
+Evidence = Literal["supported", "denied", "unsure", "unasked", "mixed"]
+Confidence = Literal["high", "medium", "low"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the answers allow us to say.
+
+    ``kind`` is ``"clear"`` (one cause singled out: ``causes[0]``, with ``confidence``),
+    ``"several"`` (the answers point at the causes in ``causes`` about equally) or ``"none"``
+    (no answer pointed at one cause without another answer against it; ``causes`` are those
+    not ruled out, partly fitting ones first, then never-asked ones, and must not be
+    presented as likely). ``denied`` are the causes the user said no to (or rejected
+    before): never advise on them. ``mixed``: causes with a 是 and a 否 among their answers.
+    """
+
+    kind: Literal["clear", "several", "none"]
+    causes: tuple[str, ...]
+    confidence: Confidence | None = None
+    unasked: tuple[str, ...] = ()
+    unsure: tuple[str, ...] = ()
+    denied: tuple[str, ...] = ()
+    mixed: tuple[str, ...] = ()
+
+
+def _confidence(p: float) -> Confidence:
+    if p >= HIGH_CONFIDENCE:
+        return "high"
+    if p >= MEDIUM_CONFIDENCE:
+        return "medium"
+    return "low"
+
+
+def _evidence(d: Diagnosis) -> dict[str, Evidence]:
+    """Per cause: what the user's answers to the questions about it said. A question asks
+    about the causes of its ``yes`` list; its ``maybe`` list is only a weak hint."""
+    by_id = {q.id: q for q in d.questions}
+    out: dict[str, Evidence] = {}
+    for cause in d.posterior:
+        said = {a for qid, a in d.asked if (q := by_id.get(qid)) is not None and cause in q.yes}
+        if "yes" in said:
+            out[cause] = "mixed" if "no" in said else "supported"
+        elif "no" in said:
+            out[cause] = "denied"
+        elif "unsure" in said:
+            out[cause] = "unsure"
+        else:
+            out[cause] = "unasked"
+    return out
+
+
+def verdict(d: Diagnosis, rejected: Iterable[str] = ()) -> Verdict:
+    """What to tell the user at the end of a diagnosis. ``rejected``: causes the user already
+    said were not theirs in this conversation (they count as denied)."""
+    evidence = _evidence(d)
+    for cause in rejected:
+        if cause in evidence:
+            evidence[cause] = "denied"
+    ranked = d.ranked()
+    denied = tuple(c for c, _ in ranked if evidence[c] == "denied")
+    unasked = tuple(c for c, _ in ranked if evidence[c] == "unasked")
+    unsure = tuple(c for c, _ in ranked if evidence[c] == "unsure")
+    mixed = tuple(c for c, _ in ranked if evidence[c] == "mixed")
+    # Only a cause whose answers all agree is singled out: "借得频繁" 是 but "总提前还清" 否
+    # does not make 频繁借还 the answer.
+    supported = [(c, p) for c, p in ranked if evidence[c] == "supported"]
+    if supported:
+        (lead, p), rest = supported[0], supported[1:]
+        if not rest or p >= LEAD_RATIO * rest[0][1]:
+            return Verdict("clear", (lead,), _confidence(p), unasked, unsure, denied, mixed)
+        close = tuple(c for c, q in supported[:3] if q * LEAD_RATIO > p)
+        return Verdict("several", close, None, unasked, unsure, denied, mixed)
+    # Nothing pointed at one cause clearly: the partly fitting, never-asked and unsure ones
+    # are still open.
+    return Verdict("none", mixed + unasked + unsure, None, unasked, unsure, denied, mixed)

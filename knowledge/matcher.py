@@ -97,6 +97,10 @@ REPLACING = frozenset({"WANGSHANGDAI", "CREDITLOAN"})
 # A concept in at most this share of entries is rare (weight 3); up to COMMON_SHARE, 2.
 RARE_SHARE = 0.15
 COMMON_SHARE = 0.4
+# Concepts that say how often something happened, not what happened (好几次, 老是, 经常):
+# they weigh as a plain word, whatever their spread, so that "刷脸好几次" is not pulled
+# towards the cause whose examples say "借了好几次".
+MODIFIERS = frozenset({"FREQUENT"})
 # The floor under the core question: a message that names 借呗 and says it stopped (in any of
 # the lexicon's words for it: 没了, 冻结, 变灰, 收回, 不给借, 关我...) and does not say it works
 # or that the user wants to close it is answered at least with the overview: never with
@@ -280,7 +284,7 @@ class Matcher:
                 spread[t].add(i)
         weights = np.ones(len(names), dtype=np.int64)
         for t, name in enumerate(names):
-            if is_concept(name):
+            if is_concept(name) and name not in MODIFIERS:
                 share = len(spread[t]) / max(n_entries, 1)
                 weights[t] = 3 if share <= RARE_SHARE else 2 if share <= COMMON_SHARE else 1
         self._weights = weights

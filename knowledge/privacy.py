@@ -23,7 +23,10 @@ e-mail address, so it is caught by those two. Shorter numbers (amounts, days, ye
 ``mask`` is idempotent and cheap on text without long digit runs or an ``@`` (one regex
 search). ``matchable`` is what the matcher reads: the masked text with the placeholders
 taken out, so that a masked number is no evidence for anything (a ``[身份证号]`` must not
-look like a message about the ID card).
+look like a message about the ID card). The word that only names a number the user gives
+("身份证号 440…，借呗为什么用不了", "手机号是 159…。") goes with it: a number given "so you can
+check" says nothing about the cause. A number that is the subject of what follows keeps its
+word (``身份证[身份证号]过期了`` still reads 身份证过期了).
 """
 
 from __future__ import annotations
@@ -60,6 +63,18 @@ _RUN = re.compile(
 # A 7-8 digit local number counts as a phone number only right after one of these words.
 _PHONE_WORDS = re.compile(r"(?:电话|座机|固话|号码|手机|联系方式|tel|TEL|Tel)\D{0,3}$")
 _SPACE = re.compile(r"(\s+)")
+# The words that name a number, and a placeholder after them (是 / 为 / a colon between)
+# that ends its clause: the word is a label, not part of the question.
+_LABELS = (
+    "身份证号码|身份证号|身份证|证件号码|证件号|身份号码|手机号码|手机号|手机|电话号码|联系电话|"
+    "电话|号码|座机|联系方式|支付宝账号|支付宝账户|支付宝|账号|账户|银行卡号|银行卡|卡号|"
+    "储蓄卡|借记卡|电子邮箱|邮箱地址|邮箱|email|e-mail|sfz"
+)
+_LABELLED = re.compile(
+    rf"(?:{_LABELS})\s*(?:是|为|:|：)?\s*(?:{'|'.join(re.escape(p) for p in PLACEHOLDERS)})"
+    r"(?=\s*(?:[，,。.!！?？;；、]|\s|$))",
+    re.IGNORECASE,
+)
 _FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９＊", "0123456789*")
 
 
@@ -130,4 +145,4 @@ def matchable(text: str) -> str:
     masked = mask(text)
     if "[" not in masked:
         return masked
-    return PLACEHOLDER_RE.sub("", masked)
+    return PLACEHOLDER_RE.sub("", _LABELLED.sub("", masked))

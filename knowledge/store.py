@@ -11,6 +11,11 @@ Tables (created by the recorded migrations below, so opening an existing file is
 - ``feedback``: 有帮助 / 没帮助 per entry, and the chat it came from.
 - ``chat_state``: what the bot remembers of each chat (the conversation's state as JSON), so
   that buttons and a diagnosis survive a restart.
+- ``suggestions``: what users told the bot about an answer, with the question they asked:
+  没帮助, "这不是我的情况" and the entry they then opened, a "which one?" choice, a reworded
+  question that landed elsewhere. Each names the entry answered and the entry the user went
+  to (or none); an admin accepts one (the question becomes an example, an ordinary recorded
+  edit) or dismisses it in ``/review``. ``chat`` and ``at`` say whose and when.
 - ``meta``: ``revision``, raised by every change to entries, so a running bot notices edits
   made by another process (the ``kb`` CLI) without a restart.
 
@@ -54,6 +59,8 @@ from knowledge.privacy import mask
 
 # Questions queued by ``queue_question`` are written at the latest when this many wait.
 QUESTION_BATCH = 200
+# ``questions.assigned`` of an unmatched question an admin filed away as off topic.
+DISMISSED = "-"
 # Stored questions and feedback older than this are deleted (QUESTION_RETENTION_DAYS).
 RETENTION_DAYS = 180
 DAY = 86_400.0
@@ -138,6 +145,38 @@ def m002_privacy(db: Database) -> None:
     db["chat_state"].create_index(["seen"])
 
 
+@migrations()
+def m003_suggestions(db: Database) -> None:
+    db["suggestions"].create(
+        {
+            "id": int,
+            "at": float,
+            "chat": str,
+            "kind": str,  # one of SUGGESTION_KINDS
+            "question": str,
+            "answered": str,  # the entry the bot answered with; None after "which one?"
+            "went_to": str,  # the entry the user went to; None when they went nowhere
+            "status": str,  # "open", "accepted" or "dismissed"
+            "target": str,  # the entry it was added to, once accepted
+            "resolved_at": float,
+        },
+        pk="id",
+        defaults={"status": "open"},
+    )
+    db["suggestions"].create_index(["status", "went_to"])
+    db["suggestions"].create_index(["chat"])
+    db["suggestions"].create_index(["at"])
+
+
+# What a suggestion records: 没帮助 on an answer; "这不是我的情况" (then, if any, the entry the
+# user opened or the cause the diagnosis ended on); a pick after "which one?"; a reworded
+# question soon after an answer that landed on another entry.
+SUGGESTION_KINDS = ("unhelpful", "not_mine", "choice", "rephrase")
+# Kinds that say the first answer was wrong (a choice corrects no answer: none was given).
+CORRECTING_KINDS = ("unhelpful", "not_mine", "rephrase")
+WEEK = 7 * 86400
+
+
 @dataclass(frozen=True)
 class Change:
     """One row of the edit history."""
@@ -153,14 +192,20 @@ class Change:
     undone: bool
 
 
-def _question_row(text: str, intent: str | None, score: float, chat: str | None) -> dict[str, Any]:
-    # Masked here too, whoever the caller: no personal number is ever written (mask is
+def stored_text(text: str) -> str:
+    """A user's question as it is stored, in the question log and in suggestions alike: the
+    one place a question's text passes on its way to disk."""
+    # Masked here, whoever the caller: no personal number is ever written (mask is
     # idempotent, and cheap on text without digits).
     text = mask(text)[:500]
+    # A lone surrogate (JSON allows "\ud800") cannot be stored as UTF-8: keep a "?".
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _question_row(text: str, intent: str | None, score: float, chat: str | None) -> dict[str, Any]:
     return {
         "at": time.time(),
-        # A lone surrogate (JSON allows "\ud800") cannot be stored as UTF-8: keep a "?".
-        "text": text.encode("utf-8", "replace").decode("utf-8"),
+        "text": stored_text(text),
         "intent": intent,
         "score": score,
         "matched": int(intent is not None),
@@ -403,6 +448,8 @@ class Store:
             raise StoreError(f"{name} must be 1-{TEXT_FIELDS[name]} characters")
         with self._tx():
             before = self._require(slug)
+            if getattr(before, name) == value:
+                return before  # nothing changes: no history row, no new revision
             after = Entry(**{**before.to_dict(), name: value})
             self._change(actor, "set", slug, f"set {slug}.{name}", before, after)
         return after
@@ -475,15 +522,11 @@ class Store:
         stale button never undoes somebody else's later edit.
         """
         with self._lock, self._tx():
-            row = self.db.execute(
-                "SELECT id FROM history WHERE undone = 0 AND action != 'undo' "
-                "ORDER BY id DESC LIMIT 1"
-            ).fetchone()
-            if change_id is not None and (row is None or row[0] != change_id):
+            change = self.latest_undoable()
+            if change_id is not None and (change is None or change.id != change_id):
                 raise StoreError(f"change #{change_id} is no longer the latest change")
-            if row is None:
+            if change is None:
                 return None
-            change = self._history_row(row[0])
             if change.action == "import":
                 self._write_all([Entry(**d) for d in change.before])
             elif change.before is None:
@@ -501,6 +544,15 @@ class Store:
             )
             self._bump_revision()
         return change
+
+    def latest_undoable(self) -> Change | None:
+        """The change ``undo`` would take back now, if any."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT id FROM history WHERE undone = 0 AND action != 'undo' "
+                "ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            return self._history_row(row[0]) if row else None
 
     def _history_row(self, change_id: int) -> Change:
         return _change(self.db["history"].get(change_id))
@@ -601,6 +653,151 @@ class Store:
             self.db["feedback"].insert(
                 {"at": time.time(), "slug": slug, "helpful": int(helpful), "chat": chat}
             )
+
+    def dismiss_questions(self, question_ids: Sequence[int]) -> int:
+        """File unmatched questions away without assigning them (off topic, spam)."""
+        return self.mark_assigned(question_ids, DISMISSED)
+
+    # -- suggestions ----------------------------------------------------------------------
+
+    def add_suggestion(
+        self, kind: str, question: str, answered: str | None, went_to: str | None, chat: str
+    ) -> int:
+        """Record what a user told the bot about an answer; returns the suggestion's id."""
+        if kind not in SUGGESTION_KINDS:
+            raise StoreError(f"unknown suggestion kind {kind!r}")
+        with self._lock, self._tx():
+            return (
+                self.db["suggestions"]
+                .insert(
+                    {
+                        "at": time.time(),
+                        "chat": chat,
+                        "kind": kind,
+                        "question": stored_text(question),
+                        "answered": answered,
+                        "went_to": went_to,
+                        "status": "open",
+                        "target": None,
+                        "resolved_at": None,
+                    }
+                )
+                .last_pk
+            )
+
+    def suggestion_went_to(self, suggestion_id: int, slug: str) -> bool:
+        """The user went on to ``slug`` after a suggestion that had no entry yet; True if set."""
+        with self._lock, self._tx():
+            cursor = self.db.execute(
+                "UPDATE suggestions SET went_to = ? WHERE id = ? AND went_to IS NULL "
+                "AND status = 'open' AND (answered IS NULL OR answered != ?)",
+                [slug, suggestion_id, slug],
+            )
+            return cursor.rowcount > 0
+
+    def suggestions(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Open suggestions, newest first."""
+        with self._lock:
+            return list(
+                self.db.query(
+                    "SELECT * FROM suggestions WHERE status = 'open' ORDER BY id DESC LIMIT ?",
+                    [limit],
+                )
+            )
+
+    def suggestion(self, suggestion_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            rows = list(self.db.query("SELECT * FROM suggestions WHERE id = ?", [suggestion_id]))
+        return rows[0] if rows else None
+
+    def waiting(self) -> tuple[int, int]:
+        """How many unmatched questions and open suggestions wait for an admin."""
+        self.flush_questions()
+        with self._lock:
+            unmatched = self.db.execute(
+                "SELECT COUNT(*) FROM questions WHERE matched = 0 AND assigned IS NULL"
+            ).fetchone()[0]
+            review = self.db.execute(
+                "SELECT COUNT(*) FROM suggestions WHERE status = 'open'"
+            ).fetchone()[0]
+        return unmatched, review
+
+    def accept_suggestions(
+        self, suggestion_ids: Sequence[int], slug: str, *, actor: str
+    ) -> tuple[str, Entry | None]:
+        """Add the question of the first suggestion as an example of ``slug`` (an ordinary
+        recorded edit) and close them all, in one transaction. Returns the phrase and the
+        entry after the edit, or None when the phrase was an example already (nothing to
+        undo then)."""
+        ids = [int(i) for i in suggestion_ids]
+        if not ids:
+            raise StoreError("no suggestion given")
+        with self._lock, self._tx():
+            first = self.suggestion(ids[0])
+            if first is None:
+                raise StoreError("no such suggestion")
+            if first["status"] != "open":
+                raise StoreError(f"that suggestion was {first['status']} already")
+            entry = self._require(slug)
+            phrase = clean_text(first["question"][:MAX_EXAMPLE_CHARS])
+            after = None
+            if phrase and phrase not in entry.examples:
+                after = self.add_example(slug, phrase, actor=actor)
+            self._close_suggestions(ids, "accepted", slug)
+        return phrase, after
+
+    def dismiss_suggestions(self, suggestion_ids: Sequence[int]) -> int:
+        with self._lock, self._tx():
+            return self._close_suggestions([int(i) for i in suggestion_ids], "dismissed", None)
+
+    def _close_suggestions(self, ids: list[int], status: str, target: str | None) -> int:
+        marks = ", ".join("?" * len(ids))
+        cursor = self.db.execute(
+            f"UPDATE suggestions SET status = ?, target = ?, resolved_at = ? "
+            f"WHERE status = 'open' AND id IN ({marks})",
+            [status, target, time.time(), *ids],
+        )
+        return cursor.rowcount
+
+    def answer_quality(self, since: float, now: float | None = None) -> dict[str, list[list[int]]]:
+        """Per entry and per week (week 0 = the 7 days up to ``now``, then older): how often
+        it was the answer, how often that answer was corrected (这不是我的情况, a reworded
+        question landing elsewhere) and how often it was rated 没帮助.
+
+        ``{slug: [[answers, corrected, unhelpful], ...]}``, one item per week since ``since``.
+        """
+        self.flush_questions()
+        now = time.time() if now is None else now
+        weeks = max(1, -(-int(now - since) // WEEK))
+        out: dict[str, list[list[int]]] = {}
+
+        def cell(slug: str, week: int) -> list[int]:
+            rows = out.setdefault(slug, [[0, 0, 0] for _ in range(weeks)])
+            return rows[min(max(week, 0), weeks - 1)]
+
+        bucket = "CAST((? - at) / ? AS INTEGER)"
+        with self._lock:
+            for r in self.db.query(
+                f"SELECT intent, {bucket} AS week, COUNT(*) AS n FROM questions "
+                "WHERE at >= ? AND intent IS NOT NULL GROUP BY intent, week",
+                [now, WEEK, since],
+            ):
+                cell(r["intent"], r["week"])[0] += r["n"]
+            kinds = ", ".join(f"'{k}'" for k in CORRECTING_KINDS if k != "unhelpful")
+            for r in self.db.query(
+                f"SELECT answered, {bucket} AS week, COUNT(*) AS n FROM suggestions "
+                f"WHERE at >= ? AND answered IS NOT NULL AND kind IN ({kinds}) "
+                "GROUP BY answered, week",
+                [now, WEEK, since],
+            ):
+                cell(r["answered"], r["week"])[1] += r["n"]
+            for r in self.db.query(
+                f"SELECT slug, {bucket} AS week, COUNT(*) AS n FROM feedback "
+                "WHERE at >= ? AND helpful = 0 GROUP BY slug, week",
+                [now, WEEK, since],
+            ):
+                cell(r["slug"], r["week"])[2] += r["n"]
+        return out
 
     def stats(self, since: float = 0.0) -> dict[str, Any]:
         self.flush_questions()

@@ -414,7 +414,16 @@ async def test_undo_is_exact_and_repeatable(h, store):
         reply = texts(await h.send(ADMIN, "/undo"))
         assert "已撤销" in reply
         assert store.export() == expected
-    assert "已撤销" in texts(await h.send(ADMIN, "/undo"))  # the fixture's import
+    # The fixture's import: a whole import is taken back only after a confirmation.
+    calls = await h.send(ADMIN, "/undo")
+    assert "整体导入" in texts(calls) and "删除 4" in texts(calls)
+    assert store.export() == snapshots[0]
+    confirm = callback(calls, "a:und:")
+    calls = await h.press(ADMIN, message_with(h, confirm), confirm)
+    assert "已撤销" in texts(calls)
+    assert store.entries() == []
+    again = await h.press(ADMIN, last_sent(h), confirm)
+    assert admin.STALE in texts(again)
     assert texts(await h.send(ADMIN, "/undo")) == admin.UNDO_NOTHING
 
 
@@ -452,7 +461,7 @@ async def test_delete_needs_confirmation(h, kb, store):
 
 
 async def test_pending_confirmation_expires(h, store, monkeypatch):
-    monkeypatch.setattr(admin, "PENDING_TTL", 0.0)
+    monkeypatch.setattr(admin.admin_core, "PENDING_TTL", 0.0)
     calls = await h.send(ADMIN, "/delete hello")
     confirm = callback(calls, "a:del:")
     calls = await h.press(ADMIN, message_with(h, confirm), confirm)
@@ -539,14 +548,15 @@ async def test_import_of_the_same_document_asks_nothing(h, store):
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        (b"{not json: [", "neither valid JSON nor valid YAML"),
-        (b'{"version": 2, "entries": []}', "unknown document version 2"),
+        (b"{not json: [", "既不是有效的 JSON，也不是有效的 YAML"),
+        (b"version: 1\nentries:\n  - slug: a\n   title: [\n", "第 4 行"),
+        (b'{"version": 2, "entries": []}', "未知的文件版本 2"),
         ("\xff\xfe".encode("latin-1") + "借呗".encode("utf-16-le"), "不是 UTF-8"),
         (
             json.dumps({"version": 1, "entries": [DOC["entries"][0], DOC["entries"][0]]}).encode(),
-            "duplicates entry 1",
+            "与第 1 条重复",
         ),
-        (json.dumps({"version": 1, "entries": [{"slug": "x1"}]}).encode(), "'title'"),
+        (json.dumps({"version": 1, "entries": [{"slug": "x1"}]}).encode(), "字段 title"),
         # valid entries first, an invalid one half-way: nothing of it is stored
         (
             json.dumps(
@@ -559,16 +569,18 @@ async def test_import_of_the_same_document_asks_nothing(h, store):
                     ],
                 }
             ).encode(),
-            "entry 3",
+            "第 3 条（Bad Slug）",
         ),
         (b"x" * (2 * 1024 * 1024 + 1), "文件太大"),
     ],
 )
-async def test_import_refusals_change_nothing(h, kb, store, content, reason):
+async def test_import_refusals_change_nothing(h, kb, store, content, reason, caplog):
     before = store.export()
     matcher = kb.matcher
+    caplog.set_level(logging.INFO)
     calls = await h.send_document(ADMIN, content, caption="/import")
     assert reason in texts(calls)
+    assert f"admin tg:{ADMIN}: import refused" in caplog.text  # who did what, for the operator
     assert not [b for c in calls for b in buttons(c)]
     assert store.export() == before
     assert kb.matcher is matcher
@@ -731,6 +743,7 @@ ALL_COMMANDS = [
     "/history",
     "/undo",
     "/unmatched",
+    "/review",
     "/stats",
 ]
 
@@ -872,3 +885,122 @@ async def test_text_with_html_and_markdown_is_stored_as_written(h, kb):
     assert kb.entry("closed").examples[-1] == phrase
     reply = texts(await h.send(ADMIN, "/entry closed"))
     assert "借呗&lt;b&gt;关&lt;/b&gt;了 &amp; *怎么* _办_ `code`" in reply
+
+
+# -- /review: suggestions from users ------------------------------------------------------
+
+
+def suggest(
+    store: Store, question: str, answered: str | None, went_to: str | None, kind="not_mine"
+):
+    return store.add_suggestion(kind, question, answered, went_to, "5005")
+
+
+async def test_review_groups_by_where_users_went_and_one_tap_adds_an_example(h, kb, store):
+    a = suggest(store, "我的号被人盗了借呗没了", "closed", "risk")
+    b = suggest(store, "我的号被人盗了借呗没了吗", "closed", "risk", kind="rephrase")
+    c = suggest(store, "晚还了一次花呗", "closed", "overdue", kind="unhelpful")
+    suggest(store, "随便问问", "closed", None, kind="unhelpful")
+    store.log_question("一个没人管的问题", None, 0)
+    calls = await h.send(ADMIN, "/review")
+    reply = texts(calls)
+    assert "待审核的建议</b>：4 条，3 组" in reply
+    assert "未匹配 1 条" in reply and "待审核建议 4 条" in reply
+    assert "→ <code>risk</code> 账户风险 ×2「我的号被人盗了借呗没了吗」" in reply
+    assert "原回答：<code>closed</code>（这不是我的情况 1，换个说法重问 1）" in reply
+    assert "→ （用户没有去别的条目）×1「随便问问」" in reply
+    assert reply.index("risk") < reply.index("overdue") < reply.index("随便问问")
+    assert f"a:ra:{c}" in [d for c_ in calls for _, d in buttons(c_)]
+    data = callback(calls, f"a:ra:{b}")
+    assert kb.match("我的号被人盗了借呗没了吗").intent != "risk"
+    calls = await h.press(ADMIN, message_with(h, data), data)
+    assert "加为 <code>risk</code> 的示例（处理了 2 条建议）" in texts(calls)
+    assert "我的号被人盗了借呗没了吗" in kb.entry("risk").examples
+    assert kb.match("我的号被人盗了借呗没了吗").intent == "risk"
+    change = store.history(limit=1)[0]
+    assert (change.action, change.slug, change.actor) == ("example", "risk", f"tg:{ADMIN}")
+    assert {store.suggestion(i)["status"] for i in (a, b)} == {"accepted"}
+    assert store.suggestion(c)["status"] == "open"
+    # the listing was re-drawn without the group; a second tap changes nothing
+    edited = [c_ for c_ in calls if c_.method == "editMessageText"]
+    assert (
+        edited and "risk" not in edited[0].params["text"] and "overdue" in edited[0].params["text"]
+    )
+    examples = kb.entry("risk").examples
+    calls = await h.press(ADMIN, message_with_id(h, data), data)
+    assert "已经处理过了" in texts(calls) and kb.entry("risk").examples == examples
+    # an ordinary edit: /undo takes it back
+    assert "已撤销" in texts(await h.send(ADMIN, "/undo"))
+    assert "我的号被人盗了借呗没了吗" not in kb.entry("risk").examples
+
+
+async def test_review_adds_to_another_entry_or_dismisses(h, kb, store):
+    sid = suggest(store, "在吗在吗", "closed", None)
+    other = suggest(store, "借呗关了是不是风控", "closed", "overdue")
+    calls = await h.send(ADMIN, "/review")
+    pick = callback(calls, f"a:rp:{sid}")
+    calls = await h.press(ADMIN, message_with(h, pick), pick)
+    assert "把「在吗在吗」加为哪个条目的示例？" in texts(calls)
+    target = callback(calls, f"a:rt:{sid}:hello")
+    assert len(target.encode()) <= 64
+    calls = await h.press(ADMIN, message_with(h, target), target)
+    assert "在吗在吗" in kb.entry("hello").examples
+    assert store.suggestion(sid)["target"] == "hello"
+    history = store.history(limit=100)
+    calls = await h.send(ADMIN, "/review")
+    dismiss = callback(calls, f"a:rd:{other}")
+    calls = await h.press(ADMIN, message_with(h, dismiss), dismiss)
+    assert "已忽略 1 条建议" in texts(calls)
+    assert store.suggestion(other)["status"] == "dismissed"
+    assert store.history(limit=100) == history  # dismissing is no edit of the knowledge
+    assert "没有待审核的建议" in texts(await h.send(ADMIN, "/review"))
+
+
+async def test_review_accepting_warns_when_it_pulls_other_examples(h, kb, store):
+    sid = suggest(store, "账号异常借呗用不了", "risk", "closed")
+    calls = await h.send(ADMIN, "/review")
+    data = callback(calls, f"a:ra:{sid}")
+    calls = await h.press(ADMIN, message_with(h, data), data)
+    assert "⚠️" in texts(calls) and "<code>risk</code>「账号异常借呗用不了」" in texts(calls)
+    assert callback(calls, "a:undo:") == f"a:undo:{store.history(limit=1)[0].id}"
+
+
+async def test_unmatched_can_dismiss_a_group_and_redraws_its_message(h, kb, store):
+    off = [store.log_question(t, None, 0) for t in ("今天股市怎么样", "今天股市怎么样啊")]
+    keep = store.log_question("借呗额度怎么提高", None, 0)
+    calls = await h.send(ADMIN, "/unmatched")
+    assert "未匹配 3 条" in texts(calls)
+    data = callback(calls, f"a:ud:{off[1]}")
+    calls = await h.press(ADMIN, message_with(h, data), data)
+    assert "已忽略 2 条问题" in texts(calls)
+    assert [q["id"] for q in store.unmatched()] == [keep]
+    [edited] = [c for c in calls if c.method == "editMessageText"]
+    assert "股市" not in edited.params["text"] and "借呗额度怎么提高" in edited.params["text"]
+    assert not [d for _, d in buttons(edited) if d.startswith(f"a:ud:{off[1]}")]
+    assign = callback(calls, f"a:as:{keep}:")
+    calls = await h.press(ADMIN, message_with(h, assign), assign)
+    [edited] = [c for c in calls if c.method == "editMessageText"]
+    assert edited.params["text"].startswith(admin.UNMATCHED_NONE)
+
+
+async def test_set_to_the_same_value_writes_no_history(h, kb, store):
+    history, revision = store.history(limit=100), store.revision()
+    reply = texts(await h.send(ADMIN, "/set closed title 借呗被关"))
+    assert "本来就是这个内容" in reply and "标题 title" in reply
+    assert store.history(limit=100) == history and store.revision() == revision
+    store.set_field("closed", "title", "借呗被关", actor="test")  # the store agrees
+    assert store.history(limit=100) == history
+
+
+async def test_field_names_are_shown_in_chinese_with_the_name_beside(h):
+    entry = texts(await h.send(ADMIN, "/entry closed"))
+    assert "<b>说明 explanation</b>" in entry and "<b>解决办法 solution</b>" in entry
+    done = texts(await h.send(ADMIN, "/set closed solution 新办法"))
+    assert done.startswith("已修改 <code>closed</code>.solution（解决办法）")
+    assert "解决办法 solution: 看原因 → 新办法" in texts(await h.send(ADMIN, "/history closed"))
+    assert "title（标题）" in texts(await h.send(ADMIN, "/set closed colour 红"))
+
+
+async def test_a_missing_entry_on_a_read_only_command_promises_nothing(h):
+    assert "未做任何修改" not in texts(await h.send(ADMIN, "/entry nope"))
+    assert "未做任何修改" in texts(await h.send(ADMIN, "/delete nope"))

@@ -101,3 +101,73 @@ def test_run_without_a_token_is_one_line_on_stderr(env):
     assert result.stderr.count("\n") == 1, result.stderr
     assert "TELEGRAM_BOT_TOKEN" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_chat_admin_in_a_subprocess_reviews_a_correction_and_undoes_it(env, kb):
+    """The learning loop in the terminal: a user's 这不是我的情况 and the entry then opened
+    show in /review; one choice adds the question to that entry; /undo takes it back."""
+    from bot.conversation import Conversation
+
+    question = "信用卡逾期一天借呗就关了"
+    [answer] = Conversation(kb, store_writes=False).on_text(0, question)
+    not_mine = [b.label for b in answer.button_list()].index(texts.BTN_NOT_MINE) + 1
+    answered = answer.intent
+
+    def chat(*lines: str) -> str:
+        run = subprocess.run(
+            [sys.executable, "-m", "bot", "chat", "--admin"],
+            input="".join(f"{line}\n" for line in lines),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONIOENCODING": "utf-8", "LOGNAME": "wang"},
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    out = chat(question, str(not_mine), "1", "/review")
+    review = out[out.index("待审核的建议：") :]
+    went_to = review.split("→ ", 1)[1].split()[0]
+    assert went_to != answered and kb.entry(went_to).is_cause
+    assert f"×1「{question}」" in review and f"原回答：{answered}（这不是我的情况 1）" in review
+    assert "[1] 1 ✅" in review
+
+    out = chat("/review", "1")
+    assert f"已把「{question}」加为 {went_to} 的示例" in out
+    assert after_start(chat(question)).startswith(kb.entry(went_to).title)  # live at once
+    out = after_start(chat("/history", "/undo"))
+    assert f"cli:wang example {went_to} + {question}" in out.split("已撤销", 1)[0]
+    assert after_start(chat(question)).startswith(kb.entry(answered).title)
+    stats = chat("/stats")
+    assert f"{answered} {kb.entry(answered).title}：回答 2，被纠正 1" in stats
+
+
+def after_start(out: str) -> str:
+    """The output after the greeting the terminal chat starts with."""
+    return out.split(texts.BTN_DIAGNOSE + "\n", 1)[1].lstrip("\n")
+
+
+def test_kb_prune_deletes_what_is_older_than_the_retention_period(env, monkeypatch):
+    import time
+
+    from knowledge.store import DAY, Store
+
+    store = Store(env / "knowledge.db")
+    for age_days in (200, 40, 1):
+        qid = store.log_question(f"{age_days} 天前的问题", None, 0.0, chat="5")
+        store.db.execute(
+            "UPDATE questions SET at = ? WHERE id = ?", [time.time() - age_days * DAY, qid]
+        )
+    store.close()
+    result = invoke(["kb", "prune"])
+    assert result.exit_code == 0, result.output
+    assert "1 questions" in result.stderr
+    monkeypatch.setenv("QUESTION_RETENTION_DAYS", "30")
+    assert "1 questions" in invoke(["kb", "prune"]).stderr
+    assert "0 questions" in invoke(["kb", "prune", "--days", "30"]).stderr
+    store = Store(env / "knowledge.db")
+    assert [r[0] for r in store.db.execute("SELECT text FROM questions")] == ["1 天前的问题"]
+    store.close()
+    monkeypatch.setenv("QUESTION_RETENTION_DAYS", "zero")
+    bad = CliRunner().invoke(cli, ["kb", "prune"])
+    assert bad.exit_code == 1 and "QUESTION_RETENTION_DAYS" in bad.stderr

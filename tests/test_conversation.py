@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bot import texts
 from bot.conversation import Conversation
-from bot.render import MAX_CALLBACK_BYTES, Reply, esc, to_plain_text
+from bot.render import MAX_CALLBACK_BYTES, Reply, esc, to_plain_text, to_script
 from knowledge.diagnosis import MAX_QUESTIONS
 from tests.conftest import make_kb
 
@@ -135,12 +137,15 @@ def test_a_redirect_gives_its_text_and_the_way_back_to_the_causes(conv, kb):
     assert listing.text_html == texts.CAUSES
 
 
+ON_TOPIC_UNMATCHED = "借呗的电子合同去哪里找"
+
+
 def test_no_match_is_honest_lists_the_causes_and_stores_the_question(conv, kb):
-    [reply] = conv.on_text(1, "明天天气如何")
+    [reply] = conv.on_text(1, ON_TOPIC_UNMATCHED)
     assert reply.intent is None
     assert reply.text_html == texts.NO_MATCH
     assert "u:ds" in datas(reply) and len(datas(reply)) == 12
-    assert [q["text"] for q in kb.store.unmatched()] == ["明天天气如何"]
+    assert [q["text"] for q in kb.store.unmatched()] == [ON_TOPIC_UNMATCHED]
 
 
 def test_store_writes_off_logs_nothing(kb):
@@ -178,7 +183,7 @@ def test_without_on_full_batch_a_full_batch_is_written_at_once(kb, monkeypatch):
 # -- context --------------------------------------------------------------------------------
 
 
-FOLLOW_UPS = ["那怎么办", "多久能恢复", "还能开通吗", "怎么解决", "然后呢"]
+FOLLOW_UPS = ["那怎么办", "还能开通吗", "怎么解决"]
 
 
 @pytest.mark.parametrize("follow_up", FOLLOW_UPS)
@@ -303,8 +308,9 @@ def test_diagnosis_shows_the_leading_cause_once_it_stands_out(conv, kb):
     [reply] = conv.diagnose(9)
     [reply] = press(conv, 9, reply, texts.BTN_UNSURE)
     assert "问题 2" in reply.text_html
-    assert "目前看最可能是" not in reply.text_html  # 不确定 left all causes level
-    leading = f"目前看最可能是：{kb.entry('id_expired').title}"
+    lead = texts.DIAG_LEADING.split("{")[0]
+    assert lead not in reply.text_html  # 不确定 pointed at no cause
+    leading = texts.DIAG_LEADING.format(title=kb.entry("id_expired").title)
     shown = []
     while not reply.text_html.startswith(texts.DIAG_RESULT):
         question = next(q for q in conv.questions if esc(q.text) in reply.text_html)
@@ -408,3 +414,328 @@ def test_forged_or_replayed_feedback_cannot_stuff_the_statistics(conv, kb):
         conv.on_button(9, helpful)
     assert feedback_rows(kb) == [("huabei_overdue", 1, "9")]
     assert kb.store.stats()["feedback"] == {"huabei_overdue": (1, 0)}
+
+
+# -- follow-ups about the cause just discussed ----------------------------------------------
+
+
+def follow_up(conv, chat, cause_question: str, question: str) -> Reply:
+    conv.on_text(chat, cause_question)
+    [reply] = conv.on_text(chat, question)
+    return reply
+
+
+def test_how_long_gets_what_decides_not_the_steps_again(conv, kb):
+    reply = follow_up(conv, 21, CAUSE_QUESTION, "大概要等多长时间呀")
+    text = to_plain_text(reply.text_html)
+    assert reply.intent == "huabei_overdue"
+    assert conv.followups.causes["huabei_overdue"]["wait"] in text
+    assert "没有具体的说法" in text and "重新评估" in text  # no figure, and what decides
+    assert kb.entry("huabei_overdue").solution not in text  # the steps are not repeated
+    assert texts.BTN_NOT_MINE in [b.label for b in reply.button_list()]
+    assert ("大概要等多长时间呀", "huabei_overdue") in questions_logged(kb)
+
+
+@pytest.mark.parametrize(
+    ("question", "topic"),
+    [
+        ("还清了是不是就能用了", "repay"),
+        ("那我先把欠款还掉一部分能好吗", "repay"),
+        ("打客服电话有没有用", "call"),
+        ("我去申诉行不行", "call"),
+        ("然后呢", "next"),
+        ("再等等会不会自己好", "wait"),
+    ],
+)
+def test_follow_ups_about_paying_waiting_calling_and_what_next(conv, kb, question, topic):
+    reply = follow_up(conv, 22, CAUSE_QUESTION, question)
+    assert reply.intent == "huabei_overdue"
+    expected, general = conv.followups.answer("huabei_overdue", topic)
+    if general:
+        expected = expected.format(title=kb.entry("huabei_overdue").title)
+    assert esc(expected) in reply.text_html
+
+
+def test_a_follow_up_answer_depends_on_the_cause(conv):
+    debt = follow_up(conv, 23, "网贷和信用卡欠太多了，借呗就被关了", "先还一部分能恢复吗")
+    assert debt.intent == "high_debt"
+    assert esc(conv.followups.causes["high_debt"]["repay"]) in debt.text_html
+    risk = follow_up(conv, 24, "换了手机号以后借呗就不能用了", "打客服电话有用吗")
+    assert risk.intent == "account_risk"
+    assert "客服热线" in risk.text_html
+    record = follow_up(conv, 25, "征信上有逾期记录，借呗被关了", "要等多久")
+    assert record.intent == "credit_record" and "5年" in record.text_html
+
+
+def test_follow_up_texts_state_no_figure_the_knowledge_does_not_have(conv, kb):
+    """Every number in a follow-up text is in the knowledge entries too (nothing invented:
+    no waiting times, no phone numbers)."""
+    known = " ".join(e.explanation + e.solution for e in kb.entries())
+    f = conv.followups
+    texts_ = [*f.general.values(), *(t for by in f.causes.values() for t in by.values())]
+    for text in texts_:
+        for number in re.findall(r"\d+", text):
+            assert number in known, text
+    assert all("没有具体" in f.answer(c, "wait")[0] for c in f.causes if "wait" in f.causes[c])
+
+
+def test_how_long_without_a_cause_discussed_says_what_decides(conv):
+    [reply] = conv.on_text(26, "要等多长时间")
+    assert "重新评估" in reply.text_html and "没有具体的说法" in reply.text_html
+    assert datas(reply) == ["u:c", "u:ds"]
+
+
+# -- the diagnosis never overclaims ---------------------------------------------------------
+
+
+def run_diagnosis(conv, chat, answers: list[str]) -> tuple[Reply, list[tuple[str, str]]]:
+    """Answer with ``answers`` in turn until the result; the result and (question id, label)
+    of every answer."""
+    [reply] = conv.diagnose(chat)
+    asked = []
+    while not reply.text_html.startswith(texts.DIAG_RESULT):
+        question = next(q for q in conv.questions if esc(q.text) in reply.text_html)
+        label = answers[len(asked) % len(answers)]
+        asked.append((question.id, label))
+        [reply] = press(conv, chat, reply, label)
+    return reply, asked
+
+
+def test_all_no_singles_out_no_cause_and_never_advises(conv, kb):
+    reply, asked = run_diagnosis(conv, 31, [texts.BTN_NO])
+    text = to_plain_text(reply.text_html)
+    assert texts.DIAG_NONE_WHY["no"] in text
+    assert "最可能" not in text and "建议您先这样处理" not in text
+    assert "%" not in text
+    assert "没有直接问到" in text and "不代表更可能" in text  # never-asked causes said as such
+    assert "支付宝App里联系官方客服" in text
+    assert reply.intent is None
+    by_id = {q.id: q for q in conv.questions}
+    denied = {c for qid, _ in asked for c in by_id[qid].yes}
+    offered = set(cause_buttons(reply))
+    assert offered and not offered & denied  # only causes no 否 answer spoke against
+
+
+def test_alternating_no_and_unsure_singles_out_no_cause(conv):
+    reply, _ = run_diagnosis(conv, 32, [texts.BTN_NO, texts.BTN_UNSURE])
+    text = to_plain_text(reply.text_html)
+    assert texts.DIAG_NONE_WHY["mixed"] in text
+    assert "您回答“不确定”的原因" in text
+    assert "建议您先这样处理" not in text and "最可能" not in text
+
+
+def test_all_unsure_leaves_every_cause_level(conv):
+    reply, _ = run_diagnosis(conv, 33, [texts.BTN_UNSURE])
+    text = to_plain_text(reply.text_html)
+    assert texts.DIAG_NONE_WHY["unsure"] in text
+    assert "建议您先这样处理" not in text
+
+
+def test_answers_that_fit_several_causes_name_them_without_picking_one(conv):
+    reply, _ = run_diagnosis(conv, 34, [texts.BTN_YES])
+    text = to_plain_text(reply.text_html)
+    assert "还分不出哪一个更可能" in text
+    assert "建议您先这样处理" not in text
+    assert len([d for d in datas(reply) if d.startswith("u:e:")]) >= 2
+
+
+def test_a_clear_answer_says_how_sure_in_words_and_advises_on_that_cause(conv, kb):
+    [reply] = conv.diagnose(35)
+    while not reply.text_html.startswith(texts.DIAG_RESULT):
+        question = next(q for q in conv.questions if esc(q.text) in reply.text_html)
+        label = texts.BTN_YES if "misuse" in question.yes else texts.BTN_NO
+        [reply] = press(conv, 35, reply, label)
+    text = to_plain_text(reply.text_html)
+    assert reply.intent == "misuse"
+    assert texts.DIAG_CONFIDENCE["high"] in text and "%" not in text
+    assert kb.entry("misuse").solution in text
+    # and it is the context of a follow-up
+    [after] = conv.on_text(35, "要等多久")
+    assert after.intent == "misuse"
+
+
+def test_causes_rejected_before_are_never_advised_by_the_diagnosis(conv, kb):
+    [answer] = conv.on_text(36, "身份证过期了借呗就用不了了")
+    press(conv, 36, answer, texts.BTN_NOT_MINE)
+    [reply] = conv.diagnose(36)
+    while not reply.text_html.startswith(texts.DIAG_RESULT):
+        question = next(q for q in conv.questions if esc(q.text) in reply.text_html)
+        label = texts.BTN_YES if "id_expired" in question.yes else texts.BTN_UNSURE
+        [reply] = press(conv, 36, reply, label)
+    assert reply.intent != "id_expired"
+    assert "u:e:id_expired" not in datas(reply)
+
+
+# -- "这不是我的情况" -----------------------------------------------------------------------
+
+
+def cause_buttons(reply: Reply) -> list[str]:
+    return [d[4:] for d in datas(reply) if d.startswith("u:e:")]
+
+
+def test_three_rejections_in_a_row_never_offer_a_rejected_cause_again(conv, kb):
+    [reply] = conv.on_text(41, CAUSE_QUESTION)
+    rejected: list[str] = []
+    for _ in range(3):
+        rejected.append(reply.intent)
+        [others] = press(conv, 41, reply, texts.BTN_NOT_MINE)
+        offered = cause_buttons(others)
+        assert offered and not set(offered) & set(rejected)
+        [reply] = conv.on_button(41, f"u:e:{offered[0]}")
+        assert not set(cause_buttons(reply)) & set(rejected)  # its related causes neither
+    [listing] = conv.on_button(41, "u:c")
+    assert not set(cause_buttons(listing)) & set(rejected)
+    assert len(cause_buttons(listing)) == 11 - 3
+
+
+@pytest.mark.parametrize(
+    "typed", ["这不是我的情况", "不是这个原因啊", "這不是我的情況", "我不是这种情况"]
+)
+def test_typed_not_mine_is_understood(conv, typed):
+    conv.on_text(42, CAUSE_QUESTION)
+    [reply] = conv.on_text(42, typed)
+    assert to_plain_text(reply.text_html) in (
+        to_plain_text(to_script(Reply(t), "tw").text_html) if "這" in typed else t
+        for t in (texts.NOT_MINE, texts.NOT_MINE_NONE)
+    )
+    offered = cause_buttons(reply)
+    assert offered and "huabei_overdue" not in offered
+
+
+def test_typed_none_of_these_rejects_everything_offered_until_nothing_is_left(conv, kb):
+    [answer] = conv.on_text(43, CAUSE_QUESTION)
+    shown = {answer.intent, *cause_buttons(answer)}
+    [reply] = conv.on_text(43, "都不是啊")
+    assert not set(cause_buttons(reply)) & shown
+    assert len(cause_buttons(reply)) == 11 - len(shown)
+    [last] = conv.on_text(43, "上面这些都不是")
+    text = to_plain_text(last.text_html)
+    assert last.text_html == texts.NOT_MINE_NOTHING_LEFT
+    assert "支付宝App里联系官方客服" in text
+    assert not re.search(r"\d{3,}", text)  # no phone number
+    assert cause_buttons(last) == []
+    [again] = conv.on_text(43, "都不是")
+    assert again.text_html == texts.NOT_MINE_NOTHING_LEFT
+    # the overview now says so too, instead of an empty list
+    [overview] = conv.on_text(43, "借呗被关了")
+    assert cause_buttons(overview) == [] and texts.NOT_MINE_NOTHING_LEFT in overview.text_html
+    # /start begins again with every cause
+    [start] = conv.on_text(43, "/start")
+    assert len(cause_buttons(start)) == 11
+
+
+def test_typed_none_of_these_without_anything_shown_asks_for_the_situation(conv):
+    [reply] = conv.on_text(44, "都不是")
+    assert reply.text_html == texts.NOT_MINE_NOTHING_SHOWN
+
+
+# -- scams ----------------------------------------------------------------------------------
+
+SCAM_QUESTIONS = [
+    "有人打电话说能帮我恢复借呗额度，要先交手续费，可信吗",
+    "有个人说给他转一笔钱就能让我的借呗重新开通",
+    "对方说先交点费用能把我的额度解冻，这个靠谱吗",
+    "說可以幫我把借唄額度弄回來，要我先轉帳",
+]
+
+
+@pytest.mark.parametrize("question", SCAM_QUESTIONS)
+def test_a_fee_to_restore_jiebei_gets_a_clear_safety_warning(conv, question):
+    [reply] = conv.on_text(51, question)
+    text = to_plain_text(reply.text_html)
+    assert reply.intent == "scam_warning"
+    traditional = "說" in question
+    for words in ("诈骗", "转账", "验证码", "屏幕共享", "官方渠道"):
+        assert (to_script(Reply(words), "tw").text_html if traditional else words) in text
+    assert datas(reply) == ["u:c", "u:ds"]
+
+
+# -- the user's script ----------------------------------------------------------------------
+
+
+def test_a_traditional_writer_gets_traditional_replies_and_buttons_until_simplified(conv):
+    [reply] = conv.on_text(61, "身份證過期了，借唄就不能用了")
+    assert reply.intent == "id_expired"
+    assert "身份證" in reply.text_html and "身份证" not in reply.text_html
+    labels = [b.label for b in reply.button_list()]
+    assert "🤔 這不是我的情況" in labels and "🔍 幫我排查原因" in labels
+    assert "u:ds" in datas(reply)  # callback data is unchanged
+    [follow] = conv.on_text(61, "要等多久")  # no telling characters: stays Traditional
+    assert "資訊" in follow.text_html or "這裡" in follow.text_html
+    [pressed] = conv.on_button(61, "u:ds")
+    assert "問題 1" in pressed.text_html
+    [cancel] = press(conv, 61, pressed, "取消排查")
+    assert "已取消排查" in cancel.text_html
+    [back] = conv.on_text(61, "借呗被关了")
+    assert "借呗" in back.text_html and "借唄" not in back.text_html
+
+
+def test_hong_kong_wording_gets_hong_kong_characters(conv):
+    [reply] = conv.on_text(62, "我嘅借唄突然用唔到，點算好")
+    assert reply.intent == "overview"
+    assert reply.text_html == to_script(conv.on_text(63, "借呗突然用不了了")[0], "hk").text_html
+    # OpenCC's Hong Kong and Taiwan forms differ (賬户 / 賬戶, 網絡 / 網路)
+    [risk] = conv.on_text(62, "換咗手機號碼之後借唄冇咗")
+    assert "賬户" in risk.text_html and "賬戶" not in risk.text_html
+
+
+# -- other products and off-topic chat ------------------------------------------------------
+
+
+OTHER_PRODUCT_QUESTIONS = [
+    ("花呗怎么提额", "花呗"),
+    ("微信分付用不了了", "微信分付"),
+    ("京东白条被停了咋办", "京东白条"),
+]
+
+
+@pytest.mark.parametrize(("question", "product"), OTHER_PRODUCT_QUESTIONS)
+def test_another_product_gets_a_short_reply_naming_it(conv, question, product):
+    [reply] = conv.on_text(71, question)
+    [(_, name, where)] = [p for p in texts.OTHER_PRODUCTS if p[1] == product]
+    assert reply.text_html == texts.OTHER_PRODUCT.format(product=name, where=where)
+    assert datas(reply) == ["u:c", "u:ds"]
+
+
+def test_no_reply_uses_internal_wording(conv, kb):
+    for entry in kb.entries():
+        assert "资料里" not in entry.explanation + entry.solution, entry.slug
+        assert "只提到" not in entry.explanation + entry.solution, entry.slug
+
+
+def test_off_topic_chat_gets_a_short_friendly_reply(conv, kb):
+    [reply] = conv.on_text(72, "明天天气如何")
+    assert reply.text_html == texts.OFF_TOPIC
+    assert datas(reply) == ["u:c", "u:ds"]
+    assert "工作人员" not in reply.text_html
+
+
+def test_a_longer_follow_up_naming_the_product_of_the_cause_is_still_a_follow_up(conv):
+    reply = follow_up(conv, 27, CAUSE_QUESTION, "她说花呗上个月已经还清了，还清了是不是就能用了")
+    assert reply.intent == "huabei_overdue"
+    assert esc(conv.followups.causes["huabei_overdue"]["repay"]) in reply.text_html
+
+
+@pytest.mark.parametrize("question", ["借呗逾期了会不会打电话给我家里人", SCAM_QUESTIONS[0]])
+def test_a_clear_near_miss_after_a_cause_is_answered_as_itself(conv, question):
+    reply = follow_up(conv, 28, CAUSE_QUESTION, question)
+    assert reply.intent != "huabei_overdue"
+
+
+def test_a_second_message_is_read_in_the_light_of_the_first(conv):
+    """A dictated fragment that matches nothing alone, after the user said 借呗 stopped."""
+    fragment = "就是我上礼拜刚把号码换了"
+    assert conv.kb.match(fragment).intent is None  # alone it says nothing about 借呗
+    [first] = conv.on_text(29, "嗯 我那个借呗 前两天还好好的 今天打开就没有了")
+    assert first.intent == "overview"
+    [reply] = conv.on_text(29, fragment)
+    assert reply.intent == "account_risk"
+    [fresh] = conv.on_text(30, fragment)  # without that first message: the honest fallback
+    assert fresh.intent is None
+
+
+def test_how_long_right_after_the_overview_does_not_repeat_it(conv):
+    [overview] = conv.on_text(31, "借呗被关了")
+    [reply] = conv.on_text(31, "那要等多久啊")
+    assert reply.text_html != overview.text_html
+    assert esc(conv.followups.general["wait"]) in reply.text_html

@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from knowledge.diagnosis import (
+    ANSWERS,
     MAX_QUESTIONS,
     P_MAYBE,
     P_OTHER,
@@ -20,6 +23,7 @@ from knowledge.diagnosis import (
     load_questions,
     parse_questions,
     update,
+    verdict,
 )
 from knowledge.entries import CAUSE_SLUGS
 
@@ -161,3 +165,81 @@ def test_a_bare_yes_key_is_understood():
     # YAML 1.1 reads an unquoted `yes:` key as the boolean True.
     [q] = parse_questions("version: 1\nquestions: [{id: a, text: b, yes: [misuse]}]")
     assert q.yes == {"misuse"}
+
+
+# -- the verdict: what the answers allow us to say ------------------------------------------
+
+
+def finish(answers: list[str]) -> Diagnosis:
+    d = Diagnosis.start()
+    n = 0
+    while not d.done:
+        d.answer(answers[n % len(answers)])
+        n += 1
+    return d
+
+
+def test_all_no_singles_out_nothing_and_says_which_causes_were_never_asked():
+    d = finish(["no"])
+    v = verdict(d)
+    assert v.kind == "none" and v.confidence is None
+    assert v.unasked  # the questions left some causes untouched
+    assert not set(v.causes) & set(v.denied)
+    by_id = {q.id: q for q in d.questions}
+    assert set(v.denied) == {c for qid, _ in d.asked for c in by_id[qid].yes}
+
+
+def test_unsure_and_no_single_out_nothing():
+    assert verdict(finish(["no", "unsure"])).kind == "none"
+    v = verdict(finish(["unsure"]))
+    assert v.kind == "none" and not v.denied and len(v.causes) == len(CAUSE_SLUGS)
+
+
+def test_yes_to_questions_of_several_causes_names_them_all():
+    v = verdict(finish(["yes"]))
+    assert v.kind == "several" and len(v.causes) >= 2
+
+
+def test_a_yes_that_points_at_one_cause_is_clear_and_says_how_sure():
+    d = Diagnosis.start()
+    while not d.done:
+        d.answer("yes" if "misuse" in d.current.yes else "no")
+    v = verdict(d)
+    assert v.kind == "clear" and v.causes == ("misuse",) and v.confidence == "high"
+
+
+def test_rejected_causes_count_as_denied():
+    d = Diagnosis.start()
+    while not d.done:
+        d.answer("yes" if "id_expired" in d.current.yes else "unsure")
+    assert verdict(d).causes == ("id_expired",)
+    v = verdict(d, rejected=["id_expired"])
+    assert "id_expired" in v.denied and "id_expired" not in v.causes
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(ANSWERS), min_size=MAX_QUESTIONS, max_size=MAX_QUESTIONS))
+def test_no_answers_ever_single_out_a_cause_they_denied_or_never_asked(answers):
+    d = finish(answers)
+    v = verdict(d)
+    by_id = {q.id: q for q in d.questions}
+    pointed = {c for qid, a in d.asked if a == "yes" for c in by_id[qid].yes}
+    spoken_against = {c for qid, a in d.asked if a == "no" for c in by_id[qid].yes}
+    assert not set(v.causes) & set(v.denied)
+    if v.kind in ("clear", "several"):
+        assert set(v.causes) <= pointed  # only causes a 是 answer pointed at ...
+        assert not set(v.causes) & spoken_against  # ... and no 否 answer spoke against
+    else:
+        assert pointed <= spoken_against  # a 是 answer alone always gets its cause named
+        assert set(v.mixed) == pointed & spoken_against
+
+
+def test_a_cause_with_a_yes_and_a_no_is_not_singled_out():
+    """是 to "borrowing often" but 否 to "repaying early": not 频繁借还 for certain."""
+    d = Diagnosis.start()
+    while not d.done:
+        d.answer("yes" if d.current.id == "borrow_often" else "no")
+    assert {"borrow_often", "quick_repay"} <= {qid for qid, _ in d.asked}
+    v = verdict(d)
+    assert v.kind == "none" and v.mixed == ("frequent_prepay",)
+    assert v.causes[0] == "frequent_prepay"  # still open, first to look at, but not "likely"

@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 
 from bot import admin, texts
+from bot.render import Button, Reply, to_plain_text, to_script
 from knowledge.diagnosis import MAX_QUESTIONS
+from knowledge.followups import load_followups
 from knowledge.store import Store
 from tests.botapi import FakeBotAPI
 
@@ -237,8 +239,14 @@ def test_a_generic_question_gets_the_overview_with_every_cause(bot):
     assert len(causes) == 11 and "u:ds" in datas(reply)
 
 
-def test_an_off_topic_question_gets_an_honest_no_match_and_the_causes(bot):
+def test_an_off_topic_message_gets_a_short_friendly_reply(bot):
     reply = bot.say(1004, "明天天气如何")
+    assert reply["text"] == to_plain_text(texts.OFF_TOPIC)
+    assert datas(reply) == ["u:c", "u:ds"]
+
+
+def test_an_unmatched_question_about_jiebei_gets_the_honest_fallback(bot):
+    reply = bot.say(1004, "借呗的电子合同去哪里找")
     assert reply["text"] == texts.NO_MATCH
     assert len([d for d in datas(reply) if d.startswith("u:e:")]) == 11
 
@@ -256,6 +264,109 @@ def test_the_guided_diagnosis_runs_to_its_result_with_button_presses(bot):
         pytest.fail(f"no result after {MAX_QUESTIONS} answers: {message['text']}")
     assert any(d.startswith("u:e:") for d in datas(message))
     assert bot.api.bot_messages(user)[-1]["message_id"] == message["message_id"]  # edited only
+
+
+def run_diagnosis(bot: E2E, user: int, labels_in_turn: list[str]) -> dict:
+    """/diagnose, then press the answers in turn (each edits the question) until the result."""
+    message = bot.say(user, "/diagnose")
+    for n in range(MAX_QUESTIONS + 1):
+        if texts.DIAG_RESULT in message["text"]:
+            return message
+        bot.press(user, message, text=labels_in_turn[n % len(labels_in_turn)])
+        message = bot.api.wait_for_edit(user, message["message_id"], REPLY_TIMEOUT)
+    pytest.fail(f"no result after {MAX_QUESTIONS} answers: {message['text']}")
+
+
+def test_the_diagnosis_answered_all_no_singles_out_no_cause(bot):
+    result = run_diagnosis(bot, 1006, [texts.BTN_NO])
+    assert texts.DIAG_NONE_WHY["no"] in result["text"]
+    assert "最可能" not in result["text"] and "建议您先这样处理" not in result["text"]
+    assert "没有直接问到" in result["text"] and "支付宝App里联系官方客服" in result["text"]
+
+
+def test_the_diagnosis_answered_all_unsure_singles_out_no_cause(bot):
+    result = run_diagnosis(bot, 1007, [texts.BTN_UNSURE])
+    assert texts.DIAG_NONE_WHY["unsure"] in result["text"]
+    assert "建议您先这样处理" not in result["text"] and "%" not in result["text"]
+
+
+def test_a_follow_up_gets_an_answer_about_the_cause_just_discussed(bot):
+    user = 1008
+    bot.say(user, "花呗晚还了几天，借呗就用不了了")
+    reply = bot.say(user, "大概要等多长时间呀")
+    wait = load_followups().causes["huabei_overdue"]["wait"]
+    assert wait in reply["text"] and "重新评估" in reply["text"]
+    reply = bot.say(user, "还清了是不是就能用了")
+    assert load_followups().causes["huabei_overdue"]["repay"] in reply["text"]
+
+
+def test_three_rejections_in_a_row_never_offer_a_rejected_cause_again(bot):
+    user = 1009
+    answer = bot.say(user, "花呗晚还了几天，借呗就用不了了")
+    rejected = ["huabei_overdue"]
+    for _ in range(3):
+        bot.api.mark(user)
+        bot.press(user, answer, text=texts.BTN_NOT_MINE)
+        [others] = bot.api.wait_for_messages(user, 1, REPLY_TIMEOUT)
+        offered = [d.removeprefix("u:e:") for d in datas(others) if d.startswith("u:e:")]
+        assert offered and not set(offered) & set(rejected)
+        bot.press(user, others, data=f"u:e:{offered[0]}")
+        [answer] = bot.api.wait_for_messages(user, 1, REPLY_TIMEOUT)
+        rejected.append(offered[0])
+    # typed, the same: the cause shown last is rejected too
+    reply = bot.say(user, "这不是我的情况")
+    offered = [d.removeprefix("u:e:") for d in datas(reply) if d.startswith("u:e:")]
+    assert offered and not set(offered) & set(rejected)
+    # and "都不是" until nothing is left: official customer service, no invented number
+    while offered:
+        reply = bot.say(user, "都不是啊")
+        offered = [d.removeprefix("u:e:") for d in datas(reply) if d.startswith("u:e:")]
+    assert reply["text"] == to_plain_text(texts.NOT_MINE_NOTHING_LEFT)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "有人打电话说能帮我恢复借呗额度，要先交手续费，可信吗",
+        "有个人说给他转一笔钱就能让我的借呗重新开通",
+        "对方说先交点费用能把我的额度解冻，这个靠谱吗",
+    ],
+)
+def test_a_fee_offer_to_restore_jiebei_gets_the_safety_warning(bot, question):
+    reply = bot.say(1010, question)
+    assert reply["text"].startswith("⚠️")
+    for words in ("诈骗", "不要给对方转账", "验证码", "屏幕共享", "官方渠道"):
+        assert words in reply["text"]
+
+
+def test_a_traditional_writer_gets_traditional_replies_until_writing_simplified(bot):
+    user = 1011
+    answer = bot.say(user, "身份證過期了，借唄就不能用了")
+    assert answer["text"].startswith("身份證過期") and "身份证" not in answer["text"]
+    tw = {
+        label: to_script(Reply("", [[Button(label, "u:x")]]), "tw").buttons[0][0].label
+        for label in (texts.BTN_NOT_MINE, texts.BTN_DIAGNOSE, texts.BTN_YES, texts.BTN_UNSURE)
+    }
+    assert tw[texts.BTN_NOT_MINE] in labels(answer) and tw[texts.BTN_DIAGNOSE] in labels(answer)
+    bot.api.mark(user)
+    bot.press(user, answer, text=tw[texts.BTN_NOT_MINE])
+    [others] = bot.api.wait_for_messages(user, 1, REPLY_TIMEOUT)
+    assert others["text"].startswith("那可能是") or others["text"].startswith("那您看看")
+    assert "這些" in others["text"] or "其他" in others["text"]
+    question = bot.say(user, "/diagnose")
+    assert "問題 1" in question["text"]
+    bot.press(user, question, text=tw[texts.BTN_UNSURE])
+    edited = bot.api.wait_for_edit(user, question["message_id"], REPLY_TIMEOUT)
+    assert "問題 2" in edited["text"]
+    back = bot.say(user, "借呗被关了")
+    assert back["text"].startswith("借呗为什么被关停")
+
+
+def test_a_question_about_another_product_names_it(bot):
+    reply = bot.say(1012, "微信分付用不了了")
+    assert reply["text"].startswith("我是借呗助手") and "微信分付的问题" in reply["text"]
+    assert "资料" not in reply["text"]
+    assert datas(reply) == ["u:c", "u:ds"]
 
 
 def test_a_sticker_gets_a_request_for_text(bot):
@@ -313,6 +424,45 @@ def test_a_non_admin_is_refused_and_nothing_changes(bot):
     assert refused["text"] == admin.REFUSED
     looked_up = bot.say(ADMIN, "/entry e2e_extra")
     assert looked_up["text"].startswith("没有条目 e2e_extra")
+
+
+def test_a_correction_is_reviewed_added_with_one_tap_and_undone(bot):
+    """The learning loop: a user says 这不是我的情况 and opens another entry; the admin's
+    /review shows the question under it; one tap adds it as an example, the next user asking
+    the same gets that entry, /undo takes it back, /stats shows the corrected answer."""
+    question, user = "信用卡逾期一天借呗就关了", 1012
+    answer = bot.say(user, question)
+    [not_mine] = [d for d in datas(answer) if d.startswith("u:o:")]
+    answered = not_mine.rsplit(":", 1)[1]
+    assert answer["text"].startswith(bot.title(answered))
+    bot.api.mark(user)
+    bot.press(user, answer, data=not_mine)
+    [others] = bot.api.wait_for_messages(user, 1, REPLY_TIMEOUT)
+    opened = next(d for d in datas(others) if d.startswith("u:e:")).removeprefix("u:e:")
+    bot.press(user, others, data=f"u:e:{opened}")
+    [shown] = bot.api.wait_for_messages(user, 1, REPLY_TIMEOUT)
+    assert shown["text"].startswith(bot.title(opened))
+
+    review = bot.say(ADMIN, "/review")
+    assert f"→ {opened} " in review["text"] and f"「{question}」" in review["text"]
+    assert f"原回答：{answered}（这不是我的情况 1）" in review["text"]
+    [group] = [x for x in review["text"].splitlines() if f"→ {opened} " in x and question in x]
+    number = group.split(".", 1)[0]
+    [accept] = [b["callback_data"] for b in buttons(review) if b["text"] == f"{number} ✅ {opened}"]
+    bot.api.mark(ADMIN)
+    bot.press(ADMIN, review, data=accept)
+    [done] = bot.api.wait_for_messages(ADMIN, 1, REPLY_TIMEOUT)
+    assert f"已把「{question}」加为 {opened} 的示例" in done["text"], done["text"]
+    redrawn = bot.api.bot_messages(ADMIN)[-2]
+    assert redrawn["message_id"] == review["message_id"] and question not in redrawn["text"]
+
+    assert bot.say(1013, question)["text"].startswith(bot.title(opened))
+    undone = bot.say(ADMIN, "/undo")
+    assert undone["text"].startswith("已撤销") and question in undone["text"]
+    assert bot.say(1014, question)["text"].startswith(bot.title(answered))
+    stats = bot.say(ADMIN, "/stats")["text"]
+    line = next(x for x in stats.splitlines() if x.startswith(f"{answered} ") and "被纠正" in x)
+    assert "被纠正 1，" in line, stats
 
 
 # -- operators ----------------------------------------------------------------------------

@@ -115,6 +115,7 @@ COMMANDS = {
     "history": "/history",
     "undo": "/undo",
     "unmatched": "/unmatched",
+    "review": "/review",
     "stats": "/stats",
 }
 

@@ -94,16 +94,23 @@ def test_a_number_anywhere_in_a_sentence_is_masked(before, number, after):
 
 
 def test_the_matcher_sees_no_evidence_in_a_masked_number(kb):
-    """A masked ID number is no hint at the ID card entry; the rest of the message decides."""
+    """A masked number, and the word that only names it, are no hint at any entry (an ID
+    number given "so you can check" is no ID card problem); the rest of the message decides."""
     pipeline = kb.pipeline
     for plain in ("借呗突然用不了了", "借呗被关了怎么回事", "花呗晚还了几天借呗就用不了了"):
         for number in (ID18, MOBILE_NO, CARD_NO, MAIL):
             with_number = f"{plain}，我的号码{number}"
-            assert pipeline.tokens(with_number) == pipeline.tokens(f"{plain}，我的号码")
-            assert kb.match(with_number).intent == kb.match(f"{plain}，我的号码").intent
+            assert pipeline.tokens(with_number) == pipeline.tokens(f"{plain}，我的")
+            assert kb.match(with_number).intent == kb.match(f"{plain}，我的").intent
         # the placeholders typed or stored as text are no evidence either
         assert pipeline.tokens(f"{plain}{ID_NUMBER}") == pipeline.tokens(plain)
-        assert kb.match(f"{plain} {ID_NUMBER}").intent != "id_expired"
+    for label, number in (("身份证号", ID18), ("手机号是", MOBILE_NO), ("卡号：", CARD_NO)):
+        question = f"{label}{number}，帮我查下借呗为什么用不了"
+        assert pipeline.tokens(question) == pipeline.tokens("，帮我查下借呗为什么用不了")
+        assert kb.match(question).intent not in ("id_expired", "account_risk")
+    # a number that is the subject of the sentence keeps its word
+    assert kb.match(f"身份证{ID18}过期了，借呗用不了").intent == "id_expired"
+    assert matchable(f"身份证{ID18}过期了") == "身份证过期了"
 
 
 def test_answers_are_unchanged_for_questions_without_numbers(kb):
@@ -185,11 +192,11 @@ def test_retention_deletes_questions_and_feedback_older_than_the_limit(tmp_path,
         store.db.execute(
             "UPDATE feedback SET at = ? WHERE id = (SELECT MAX(id) FROM feedback)", [at]
         )
-    assert store.prune(180, now=clock[0]) == {"questions": 1, "feedback": 1}
+    assert store.prune(180, now=clock[0]) == {"questions": 1, "feedback": 1, "suggestions": 0}
     assert [r["text"] for r in store.db.query("SELECT text FROM questions")] == ["新问题"]
     assert [r["at"] for r in store.db.query("SELECT at FROM feedback")] == [recent]
-    assert store.prune(180, now=clock[0]) == {"questions": 0, "feedback": 0}
-    assert store.prune(1, now=clock[0]) == {"questions": 1, "feedback": 1}
+    assert store.prune(180, now=clock[0]) == {"questions": 0, "feedback": 0, "suggestions": 0}
+    assert store.prune(1, now=clock[0]) == {"questions": 1, "feedback": 1, "suggestions": 0}
     assert b"\xe8\x80\x81\xe9\x97\xae\xe9\xa2\x98" not in _raw_bytes(store.path)  # "老问题"
     kb.store.close()
 
@@ -222,7 +229,7 @@ def test_forget_deletes_the_rows_of_that_chat_only(kb):
     assert conv.on_button(6, yes.data)[0].text_html == texts.STALE_BUTTON  # not chat 6's
     assert rows("questions")["5"] == 3
     [done] = conv.on_button(5, yes.data)
-    assert done.edit and "提问 5 条" in done.text_html and "反馈 1 条" in done.text_html
+    assert done.edit and "提问 5 条" in done.text_html and "“有帮助/没帮助” 1 条" in done.text_html
     # chat 5 and user 5's rows in the group are gone; chat 6 is untouched
     assert rows("questions") == {"6": 2}
     assert rows("feedback") == {}
@@ -255,3 +262,12 @@ def test_the_retention_setting_is_validated():
         with pytest.raises(ConfigError, match="QUESTION_RETENTION_DAYS"):
             load_settings({"QUESTION_RETENTION_DAYS": bad})
     assert Settings().retention_days == 180
+
+
+def test_the_forget_reply_is_in_the_script_the_user_writes(kb):
+    conv = Conversation(kb)
+    conv.on_text(8, "借唄突然不能用了，怎麼辦")
+    [prompt] = conv.command(8, "/forget")
+    assert "刪除" in prompt.text_html
+    [done] = conv.on_button(8, prompt.button_list()[0].data)
+    assert "已刪除" in done.text_html and "提問 1 條" in done.text_html

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from bot.render import MAX_MESSAGE_CHARS, Button, Reply, esc, plain, split, to_plain_text
+from bot.render import (
+    HONG_KONG,
+    MAX_MESSAGE_CHARS,
+    SIMPLIFIED,
+    TAIWAN,
+    Button,
+    Reply,
+    detect_script,
+    esc,
+    plain,
+    split,
+    to_plain_text,
+    to_script,
+)
 
 
 def test_plain_strips_tags_unescapes_and_numbers_buttons():
@@ -52,3 +65,34 @@ def test_a_paragraph_longer_than_a_message_is_cut_outside_entities():
     assert all(p.text_html.startswith("&amp;") and p.text_html.endswith(";") for p in parts)
     assert "".join(p.text_html for p in parts) == text
     assert to_plain_text(parts[0].text_html) == "&" * (len(parts[0].text_html) // 5)
+
+
+# -- the user's script ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "script"),
+    [
+        ("借唄被關了怎麼辦", TAIWAN),
+        ("身份證過期了", TAIWAN),
+        ("我嘅借唄用不了", HONG_KONG),
+        ("借唄入口裏面冇咗", HONG_KONG),
+        ("借呗被关了怎么办", SIMPLIFIED),
+        ("你好", None),
+        ("12345 ok", None),
+        ("借呗\ud800關了", None),  # a lone surrogate, one character of each
+    ],
+)
+def test_detect_script(text, script):
+    assert detect_script(text) == script
+
+
+def test_to_script_converts_text_and_labels_but_not_callback_data():
+    reply = Reply("<b>这不是我的情况</b>", [[Button("帮我排查原因", "u:ds")]], "x", 50.0)
+    tw = to_script(reply, TAIWAN)
+    assert tw.text_html == "<b>這不是我的情況</b>"
+    assert tw.buttons == [[Button("幫我排查原因", "u:ds")]]
+    assert (tw.intent, tw.score) == ("x", 50.0)
+    assert to_script(Reply("账户信息"), HONG_KONG).text_html == "賬户信息"
+    assert to_script(Reply("账户信息"), TAIWAN).text_html == "賬戶資訊"
+    assert to_script(reply, None) is reply and to_script(reply, SIMPLIFIED) is reply

@@ -93,10 +93,18 @@ def test_a_diagnosis_and_the_answer_buttons_survive_a_restart(tmp_path, pipeline
     assert [b.label for b in third.button_list()] == [
         b.label for b in expected_third[0].button_list()
     ]
-    assert conv.on_button(1, not_mine) == before_not_mine
     assert conv.on_text(1, "那怎么办")[0].intent == "huabei_overdue"  # the last cause
+    assert conv.on_button(1, not_mine) == before_not_mine
     conv.on_button(1, helpful)
     assert kb.store.stats()["feedback"] == {"huabei_overdue": (1, 0)}
+    # what the user rejected, and the script they write in, survive a restart too
+    conv.on_text(3, "身份證過期了，借唄就不能用了")
+    conv.on_text(3, "這不是我的情況")
+    kb, conv = _restart(kb, conv, path2, pipeline)
+    assert "u:e:huabei_overdue" not in [b.data for b in conv.on_button(1, "u:c")[0].button_list()]
+    [listing] = conv.on_button(3, "u:c")
+    assert "u:e:id_expired" not in [b.data for b in listing.button_list()]
+    assert "🔍 幫我排查原因" in [b.label for b in listing.button_list()]  # still Traditional
     kb.store.close()
 
 
@@ -144,3 +152,31 @@ def test_every_field_of_the_chat_state_is_persisted():
     """A field added to _ChatState is stored with no more work: every field is plain data."""
     names = {f.name for f in dataclasses.fields(_ChatState)}
     assert set(to_plain(_ChatState(seen=0.0))) == names
+
+
+def test_a_state_that_cannot_be_stored_does_not_stop_the_others(tmp_path, pipeline, caplog):
+    path = tmp_path / "kb.db"
+    kb, conv = _conversation(path, pipeline)
+    conv.on_text(1, CAUSE_QUESTION)
+    conv.on_text(2, CAUSE_QUESTION)
+    conv._chats[1].last_cause = object()  # what a careless new field could hold
+    assert conv.flush_states() == 1
+    assert "could not save a conversation state" in caplog.text
+    assert [r[0] for r in kb.store.db.execute("SELECT chat FROM chat_state")] == ["2"]
+    kb.store.close()
+
+
+def test_a_resumed_diagnosis_is_the_one_saved():
+    from knowledge.diagnosis import Diagnosis
+
+    d = Diagnosis.start()
+    d.answer("yes")
+    d.answer("no")
+    same = Diagnosis.resume(d.questions, d.posterior, d.asked, d.current.id)
+    assert (same.current, same.posterior, same.asked) == (d.current, d.posterior, d.asked)
+    same.answer("unsure")
+    d.answer("unsure")
+    assert same.current == d.current
+    # a question removed from the file since: the next one is picked afresh
+    renamed = Diagnosis.resume(d.questions, d.posterior, d.asked, "no-such-question")
+    assert renamed.current == d.current
