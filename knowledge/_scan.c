@@ -806,8 +806,156 @@ fail:
     return NULL;
 }
 
+/*
+ * nb_scores(ids, post_start, post_entry, post_weight, n_entries, temperature): the entry
+ * model's beliefs (knowledge/model.py): per entry, the sum of the weights of the message's
+ * feature ids (ascending) read from their postings, in that order; then the softmax at
+ * ``temperature`` over every entry, entries with no weight scoring 0. Returns None when no
+ * entry has a weight, else (beliefs: dict entry -> belief, rest: the belief of every other
+ * entry, best: the entry believed most, lowest first on ties).
+ */
+PyDoc_STRVAR(nb_scores_doc, "nb_scores(ids, post_start, post_entry, post_weight, n_entries, temperature)");
+
+static int get_view(PyObject *obj, Py_buffer *view, const char *name, const char *formats)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return -1;
+    const char *format = view->format == NULL ? "B" : view->format;
+    if (*format == '<' || *format == '=' || *format == '@')
+        format++;
+    if (view->itemsize != 8 || strlen(format) != 1 || strchr(formats, *format) == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s: 8-byte items of format %s expected", name, formats);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmp_int64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static PyObject *nb_scores(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 6 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "nb_scores(ids: list, post_start, post_entry, post_weight, n_entries, temperature)");
+        return NULL;
+    }
+    Py_ssize_t n_entries = PyLong_AsSsize_t(args[4]);
+    double temperature = PyFloat_AsDouble(args[5]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (n_entries <= 0)
+        Py_RETURN_NONE;
+    Py_buffer vs, ve, vw;
+    if (get_view(args[1], &vs, "post_start", "qlnQLN") < 0)
+        return NULL;
+    if (get_view(args[2], &ve, "post_entry", "qlnQLN") < 0) {
+        PyBuffer_Release(&vs);
+        return NULL;
+    }
+    if (get_view(args[3], &vw, "post_weight", "d") < 0) {
+        PyBuffer_Release(&vs);
+        PyBuffer_Release(&ve);
+        return NULL;
+    }
+    const int64_t *start = vs.buf, *entry = ve.buf;
+    const double *weight = vw.buf;
+    Py_ssize_t n_start = vs.len / 8, n_post = ve.len / 8;
+    PyObject *result = NULL;
+    double *acc = PyMem_Calloc((size_t)n_entries, sizeof(double));
+    unsigned char *seen = PyMem_Calloc((size_t)n_entries, 1);
+    int64_t *touched = PyMem_Malloc((size_t)n_entries * sizeof(int64_t));
+    if (acc == NULL || seen == NULL || touched == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (vw.len / 8 != n_post) {
+        PyErr_SetString(PyExc_ValueError, "post_entry and post_weight differ in length");
+        goto done;
+    }
+    Py_ssize_t n_touched = 0;
+    Py_ssize_t n_ids = PyList_GET_SIZE(args[0]);
+    for (Py_ssize_t k = 0; k < n_ids; k++) {
+        Py_ssize_t f = PyLong_AsSsize_t(PyList_GET_ITEM(args[0], k));
+        if (f == -1 && PyErr_Occurred())
+            goto done;
+        if (f < 0 || f + 1 >= n_start) {
+            PyErr_SetString(PyExc_IndexError, "feature id out of range");
+            goto done;
+        }
+        int64_t lo = start[f], hi = start[f + 1];
+        if (lo < 0 || hi > n_post || lo > hi) {
+            PyErr_SetString(PyExc_ValueError, "post_start out of range");
+            goto done;
+        }
+        for (int64_t j = lo; j < hi; j++) {
+            int64_t e = entry[j];
+            if (e < 0 || e >= n_entries) {
+                PyErr_SetString(PyExc_ValueError, "post_entry out of range");
+                goto done;
+            }
+            if (!seen[e]) {
+                seen[e] = 1;
+                touched[n_touched++] = e;
+            }
+            acc[e] += weight[j];
+        }
+    }
+    if (n_touched == 0) {
+        result = Py_None;
+        Py_INCREF(result);
+        goto done;
+    }
+    qsort(touched, (size_t)n_touched, sizeof(int64_t), cmp_int64);
+    double top = acc[touched[0]];
+    int64_t best = touched[0];
+    for (Py_ssize_t k = 1; k < n_touched; k++) {
+        if (acc[touched[k]] > top) {
+            top = acc[touched[k]];
+            best = touched[k];
+        }
+    }
+    double rest = exp(-temperature * top);
+    double total = 0.0;
+    for (Py_ssize_t k = 0; k < n_touched; k++) {
+        acc[touched[k]] = exp(temperature * (acc[touched[k]] - top));
+        total += acc[touched[k]];
+    }
+    total += (double)(n_entries - n_touched) * rest;
+    PyObject *beliefs = PyDict_New();
+    if (beliefs == NULL)
+        goto done;
+    for (Py_ssize_t k = 0; k < n_touched; k++) {
+        PyObject *key = PyLong_FromLongLong(touched[k]);
+        PyObject *value = PyFloat_FromDouble(acc[touched[k]] / total);
+        if (key == NULL || value == NULL || PyDict_SetItem(beliefs, key, value) < 0) {
+            Py_XDECREF(key);
+            Py_XDECREF(value);
+            Py_DECREF(beliefs);
+            goto done;
+        }
+        Py_DECREF(key);
+        Py_DECREF(value);
+    }
+    result = Py_BuildValue("(NdL)", beliefs, rest / total, (long long)best);
+done:
+    PyMem_Free(acc);
+    PyMem_Free(seen);
+    PyMem_Free(touched);
+    PyBuffer_Release(&vs);
+    PyBuffer_Release(&ve);
+    PyBuffer_Release(&vw);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"gram_ids", (PyCFunction)(void (*)(void))gram_ids, METH_FASTCALL, gram_ids_doc},
+    {"nb_scores", (PyCFunction)(void (*)(void))nb_scores, METH_FASTCALL, nb_scores_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -603,17 +603,11 @@ class Matcher:
         found = self.model.scores(words, tokens)
         if found is None:
             return top, evidence, [0.0] * len(top)
-        where, belief, rest = found
+        beliefs, rest, strongest = found
         fuzzy = dict(top)
-        strong = np.flatnonzero(belief >= MODEL_RETRIEVE)
-        if len(strong):
-            i = int(where[strong[0]])
-            if i not in fuzzy:
-                fuzzy[i] = self._entry_score(q, i, adjust)
-        keys = list(fuzzy)
-        at = np.searchsorted(where, keys)
-        np.minimum(at, len(where) - 1, out=at)
-        of = np.where(where[at] == keys, belief[at], rest).tolist()
+        if strongest not in fuzzy and beliefs[strongest] >= MODEL_RETRIEVE:
+            fuzzy[strongest] = self._entry_score(q, strongest, adjust)
+        of = [beliefs.get(i, rest) for i in fuzzy]
         scored = [
             (min(s + MODEL_WEIGHT * b, 100.0), i, b)
             for (i, s), b in zip(fuzzy.items(), of, strict=True)

@@ -172,15 +172,14 @@ class EntryModel:
         rank[by_name] = np.arange(vocab)
         feat = rank[feat]
         self._ids = dict(zip(kept[by_name].tolist(), range(vocab), strict=True))
-        if vocab * n_entries <= DENSE_MAX:
+        order = np.lexsort((entry, feat))
+        self._post_entry = entry[order].astype(np.int64)
+        self._post_weight = np.ascontiguousarray(weight[order], dtype=np.float64)
+        self._post_start = np.searchsorted(feat[order], np.arange(vocab + 1)).astype(np.int64)
+        self._starts = self._post_start.tolist()
+        if _scan is None and vocab * n_entries <= DENSE_MAX:  # pragma: no cover
             self._dense = np.zeros((vocab, n_entries))
             self._dense[feat, entry] = weight
-        else:
-            order = np.lexsort((entry, feat))
-            self._post_entry = entry[order].astype(np.intp)
-            self._post_weight = weight[order]
-            self._post_start = np.searchsorted(feat[order], np.arange(vocab + 1))
-            self._starts = self._post_start.tolist()
 
     def feature_ids(self, words: Sequence[str], tokens: Sequence[str]) -> list[int]:
         """The ids of a message's known features, each once, in ascending order (so that they
@@ -221,16 +220,30 @@ class EntryModel:
 
     def scores(
         self, words: Sequence[str], tokens: Sequence[str]
-    ) -> tuple[np.ndarray, np.ndarray, float] | None:
+    ) -> tuple[dict[int, float], float, int] | None:
         """The softmax of the naive Bayes scores at ``TEMPERATURE`` over every entry, as
-        (entries, their beliefs, every other entry's belief); beliefs are 0-1 and sum to 1.
-        None when no feature of the message is known (the model has nothing to say)."""
-        where, raw = self.raw(self.feature_ids(words, tokens))
+        (belief of each entry some known feature speaks for, belief of every other entry, the
+        entry believed most); beliefs are 0-1 and sum to 1 over all entries. None when no
+        feature of the message is known (the model has nothing to say)."""
+        known = self.feature_ids(words, tokens)
+        if not known:
+            return None
+        if _scan is not None:
+            return _scan.nb_scores(
+                known,
+                self._post_start,
+                self._post_entry,
+                self._post_weight,
+                self.n_entries,
+                TEMPERATURE,
+            )
+        where, raw = self.raw(known)  # pragma: no cover - only without a C compiler
         if not len(where):
             return None
         top = float(raw.max())
+        best = int(where[int(raw.argmax())])
         raw = np.exp(TEMPERATURE * (raw - top))
         rest = math.exp(-TEMPERATURE * top)
         total = float(raw.sum()) + (self.n_entries - len(where)) * rest
         raw /= total
-        return where, raw, rest / total
+        return dict(zip(where.tolist(), raw.tolist(), strict=True)), rest / total, best

@@ -6,9 +6,11 @@ Real jieba and rapidfuzz; the phrasings are written for these tests.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from knowledge import _scan
 from knowledge import matcher as matcher_module
 from knowledge.entries import Entry, shipped_entries
 from knowledge.matcher import Matcher
@@ -45,9 +47,10 @@ def belief(pipeline, model, text):
     found = model.scores(words, pipeline.concepts(words))
     if found is None:
         return None
-    where, p, rest = found
+    beliefs, rest, best = found
     out = np.full(model.n_entries, rest)
-    out[where] = p
+    out[list(beliefs)] = list(beliefs.values())
+    assert out[best] == out.max()
     return out
 
 
@@ -131,19 +134,42 @@ def test_one_entry_scored_alone_equals_the_exhaustive_scorer_to_the_bit(pipeline
             assert m._entry_score(q, i, adjust) == final[i], (text, i)
 
 
-def test_dense_and_sparse_weights_give_the_same_beliefs(pipeline, monkeypatch):
-    """Small bases keep the weights as a matrix, large ones as postings: same beliefs."""
+def test_compiled_dense_and_sparse_beliefs_agree(pipeline, monkeypatch):
+    """The compiled sum (knowledge/_scan.c nb_scores) and the numpy fallback, with the weights
+    as a matrix (small bases) or as postings: the same beliefs."""
     from knowledge import model as model_module
 
+    compiled = model_of(pipeline, shipped_entries())
+    monkeypatch.setattr(model_module, "_scan", None)
     dense = model_of(pipeline, shipped_entries())
     monkeypatch.setattr(model_module, "DENSE_MAX", 0)
     sparse = model_of(pipeline, shipped_entries())
-    assert dense._dense is not None and sparse._dense is None
+    assert dense._dense is not None and sparse._dense is None and compiled._dense is None
     for text in ["花呗晚还了两天借呗没了", "身份证换新的了借呗还是关着", "jb额度被收回", "作废"]:
-        a, b = belief(pipeline, dense, text), belief(pipeline, sparse, text)
-        assert (a is None) == (b is None)
-        if a is not None:
-            assert np.allclose(a, b, rtol=1e-12, atol=1e-15) and abs(a.sum() - 1) < 1e-9
+        found = [belief(pipeline, m, text) for m in (dense, sparse)]
+        monkeypatch.setattr(model_module, "_scan", _scan)
+        found.append(belief(pipeline, compiled, text))
+        monkeypatch.setattr(model_module, "_scan", None)
+        assert len({f is None for f in found}) == 1
+        if found[0] is not None:
+            for other in found[1:]:
+                assert np.allclose(found[0], other, rtol=1e-12, atol=1e-15)
+            assert abs(found[0].sum() - 1) < 1e-9
+
+
+def test_the_compiled_sum_refuses_bad_arguments():
+    start = np.array([0, 2, 3], dtype=np.int64)
+    entry = np.array([0, 2, 1], dtype=np.int64)
+    weight = np.array([1.0, 2.0, 0.5])
+    beliefs, rest, best = _scan.nb_scores([0, 1], start, entry, weight, 4, 0.6)
+    assert best == 2 and abs(sum(beliefs.values()) + rest - 1) < 1e-12
+    assert _scan.nb_scores([], start, entry, weight, 4, 0.6) is None
+    with pytest.raises(IndexError):
+        _scan.nb_scores([5], start, entry, weight, 4, 0.6)
+    with pytest.raises(ValueError):
+        _scan.nb_scores([0], start, entry, weight, 2, 0.6)  # entry 2 of 2
+    with pytest.raises(TypeError):
+        _scan.nb_scores([0], start, entry, weight.astype(np.float32), 4, 0.6)
 
 
 words_st = st.lists(
