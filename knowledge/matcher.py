@@ -269,6 +269,13 @@ class Matcher:
                         token_lists.append([ids.setdefault(t, len(ids)) for t in tokens])
                         owner.append(i)
             self.model = EntryModel(model_examples, len(entries), memo)
+        # Token sequence of every example -> the entries that have it: a message phrased
+        # exactly like an example is that entry's (an admin's correction takes effect).
+        self._exact: dict[tuple[int, ...], list[int]] = {}
+        for tokens, i in zip(token_lists, owner, strict=True):
+            mine = self._exact.setdefault(tuple(tokens), [])
+            if not mine or mine[-1] != i:
+                mine.append(i)
         self._ids = ids
         self._slugs = [e.slug for e in entries]
         self._kinds = [e.kind for e in entries]
@@ -593,8 +600,8 @@ class Matcher:
         self, tokens: Sequence[str], words: Sequence[str]
     ) -> tuple[list[tuple[int, float]], np.ndarray, list[float]]:
         """The best entries by the blend (rapidfuzz and evidence, plus the entry model), as
-        (entry index, score) best first; the keyword evidence per entry; the model's belief
-        in each of the best entries (0 where it has no say)."""
+        (entry index, score: up to 100 + MODEL_WEIGHT) best first; the keyword evidence per
+        entry; the model's belief in each of the best entries (0 where it has no say)."""
         top, evidence, q, adjust = self._scores(tokens)
         # The model says which entry a message is most like, not whether it is about 借呗 at
         # all: off topic, it has no say.
@@ -608,10 +615,13 @@ class Matcher:
         if strongest not in fuzzy and beliefs[strongest] >= MODEL_RETRIEVE:
             fuzzy[strongest] = self._entry_score(q, strongest, adjust)
         of = [beliefs.get(i, rest) for i in fuzzy]
-        scored = [
-            (min(s + MODEL_WEIGHT * b, 100.0), i, b)
-            for (i, s), b in zip(fuzzy.items(), of, strict=True)
-        ]
+        # An entry with an example phrased exactly like the message gets the model's full
+        # points whatever the model learned from its other examples.
+        known = [self._ids.get(t) for t in tokens]
+        exact = None if None in known else self._exact.get(tuple(known))
+        if exact:
+            of = [1.0 if i in exact else b for i, b in zip(fuzzy, of, strict=True)]
+        scored = [(s + MODEL_WEIGHT * b, i, b) for (i, s), b in zip(fuzzy.items(), of, strict=True)]
         scored.sort(key=lambda x: (-x[0], x[1]))
         best = [x for x in scored[:TOP_N] if x[0] > 0]
         return [(i, s) for s, i, _ in best], evidence, [b for _, _, b in best]
@@ -637,11 +647,20 @@ class Matcher:
         if words is None:
             words = self.pipeline.segment(self.pipeline.normalise(text))
         top, evidence, belief = self.blended(tokens, words)
-        candidates = [Candidate(self._slugs[i], round(float(s), 1), self._kinds[i]) for i, s in top]
+        # The model's confidence is relative (which entry, if any); it lowers the bar only
+        # when the message says something stopped.
+        said_stopped = not self._stop_signals.isdisjoint(tokens)
+        # Scores are shown 0-100; the order and the margin use the blend unclipped, so that two
+        # entries that both reach 100 are still told apart.
+        full = {self._slugs[i]: s for i, s in top}
+        candidates = [
+            Candidate(self._slugs[i], round(min(float(s), 100.0), 1), self._kinds[i])
+            for i, s in top
+        ]
         intent = self._decide(
             candidates,
             [
-                bool(evidence[i]) or b >= MODEL_EVIDENCE
+                bool(evidence[i]) or (b >= MODEL_EVIDENCE and said_stopped)
                 for (i, _), b in zip(top, belief, strict=True)
             ],
         )
@@ -658,8 +677,8 @@ class Matcher:
             candidates.insert(0, candidates.pop(rank))
         ambiguous = False
         if intent is not None and candidates[0].kind == "cause":
-            causes = [x for x in candidates if x.kind == "cause"]
-            ambiguous = len(causes) >= 2 and causes[0].score - causes[1].score < self.margin
+            causes = [full[x.slug] for x in candidates if x.kind == "cause"]
+            ambiguous = len(causes) >= 2 and round(causes[0] - causes[1], 1) < self.margin
         return Match(
             text=text,
             tokens=tuple(tokens),

@@ -230,3 +230,16 @@ def test_the_compiled_ngram_lookup_finds_what_python_finds(text):
     grams = _char_grams([text])
     ids = {g: n for n, g in enumerate(sorted(set(grams))[::2])}  # half of them known
     assert sorted(_scan.gram_ids(text, ids)) == sorted(ids[g] for g in grams if g in ids)
+
+
+def test_a_message_phrased_exactly_like_an_example_is_that_entrys(pipeline):
+    """Whatever the model learned from the other examples: an admin's correction (the
+    message added as an example of another entry) takes effect."""
+    entries = shipped_entries()
+    question = "信用卡逾期一天借呗就关了"  # the learning-loop question of tests/test_e2e.py
+    before = Matcher(entries, pipeline).match(question)
+    target = "jiebei_overdue"
+    assert before.intent == "credit_record"
+    next(e for e in entries if e.slug == target).examples.append(question)
+    after = Matcher(entries, pipeline).match(question)
+    assert after.intent == target and not after.ambiguous, after.candidates
