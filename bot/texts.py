@@ -148,7 +148,9 @@ DIAG_NONE_WHY = {
     "no": "问到的情况您都回答了“否”",
     "unsure": "问到的情况您都不太确定",
     "mixed": "问到的情况您回答的都是“否”或“不确定”",
+    "yes": "您回答“是”的情况和其他回答放在一起看，没有一致地指向某一个原因",
 }
+DIAG_MIXED = "有的回答符合、有的回答不符合的原因：{titles}"
 DIAG_UNASKED = "这些原因我没有直接问到，还不能排除（不代表更可能）：{titles}"
 DIAG_UNSURE = "您回答“不确定”的原因：{titles}"
 DIAG_NONE_NEXT = (
