@@ -214,6 +214,11 @@ async def import_cmd(update: Update, context: Context) -> None:
             return
         too_large = IMPORT_TOO_LARGE.format(limit=MAX_IMPORT_BYTES // 2**20)
         if document.file_size and document.file_size > MAX_IMPORT_BYTES:
+            log.info(
+                "admin %s: import refused: %d bytes, over the limit",
+                who(update).actor,
+                document.file_size,
+            )
             await say(update, context, too_large)
             return
         tg_file = await document.get_file()

@@ -1020,14 +1020,17 @@ class AdminDesk:
         """Preview replacing the knowledge base with a document, and ask to confirm."""
         self.kb.refresh()
         if len(data) > MAX_IMPORT_BYTES:
+            log.info("admin %s: import refused: %d bytes, over the limit", who.actor, len(data))
             return [Reply(IMPORT_TOO_LARGE.format(limit=MAX_IMPORT_BYTES // 2**20))]
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
+            log.info("admin %s: import refused: not UTF-8", who.actor)
             return [Reply(IMPORT_NOT_UTF8)]
         try:
             entries = parse_document(text)
         except DocumentError as exc:
+            log.info("admin %s: import refused: %s", who.actor, exc)
             return [Reply(IMPORT_REFUSED.format(reason=e(document_error_zh(str(exc)))))]
         diff = diff_documents(
             [x.to_dict() for x in self.kb.entries()], [x.to_dict() for x in entries]

@@ -8,7 +8,9 @@ and only queues the question; a full batch of questions is written from a worker
 ``"refresh_task"`` is the background task that picks up edits made by another process,
 writes the queued questions and the changed conversation state every ``REFRESH_SECONDS``
 (each in a worker thread), and deletes stored questions and feedback older than
-``QUESTION_RETENTION_DAYS`` at start and every ``PRUNE_SECONDS``.
+``QUESTION_RETENTION_DAYS`` at start and every ``PRUNE_SECONDS``; ``"monitor"`` (when the
+bot runs for real) is the :class:`~bot.health.BotApiMonitor` that the request layer tells how
+its calls to the Bot API go, for the heartbeat that ``jiebei-bot health`` reads.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 from telegram.request import BaseRequest, HTTPXRequest
@@ -48,6 +51,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 from bot import admin, texts
 from bot.config import Settings
 from bot.conversation import Conversation
+from bot.health import BotApiMonitor, Heartbeat, heartbeat_path
 from bot.render import Reply, split
 from knowledge.base import KnowledgeBase
 
@@ -55,6 +59,11 @@ log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 2.0
 PRUNE_SECONDS = 3600.0
+# Handler groups run in order, before the admin module's (admin.ADMIN_GROUP, -1); neither of
+# these stops the update.
+WEBHOOK_GROUP = -3
+ADMIN_READ_LOG_GROUP = -2
+ADMIN_READS = ("entries", "export", "stats")
 SEND_ATTEMPTS = 5
 MAX_SEND_PAUSE = 30.0
 USER_COMMAND_NAMES = [name for name, _ in texts.USER_COMMANDS]
@@ -73,19 +82,44 @@ class RetryingRequest(HTTPXRequest):
     updater retries ``getUpdates`` and the start-up calls in loops of its own. A call that
     timed out may have arrived, so a retried message can, rarely, arrive twice: better than an
     unanswered question.
+
+    With a ``monitor``, the other calls (``getUpdates``, the start-up calls, the webhook check)
+    report to it: a completed ``getUpdates`` is the bot's heartbeat, a failed call counts
+    towards the "Bot API unreachable" warning.
     """
 
     RETRIED = ("send", "edit", "answer")
 
-    def __init__(self, attempts: int = SEND_ATTEMPTS, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        attempts: int = SEND_ATTEMPTS,
+        monitor: BotApiMonitor | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("connection_pool_size", 256)  # what ApplicationBuilder would use
         super().__init__(**kwargs)
         self.attempts = attempts
+        self.monitor = monitor
+
+    async def _monitored(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        monitor = self.monitor
+        if monitor is None:
+            return await super().post(url, *args, **kwargs)
+        try:
+            result = await super().post(url, *args, **kwargs)
+        except TelegramError as exc:
+            monitor.failed(method, exc)
+            raise
+        if method == "getUpdates":
+            monitor.heard(method)
+        elif method != "getWebhookInfo":  # the webhook check decides for itself
+            monitor.reached(method)
+        return result
 
     async def post(self, url: str, *args: Any, **kwargs: Any) -> Any:
         method = url.rsplit("/", 1)[-1]  # never log the URL: it holds the token
         if not method.startswith(self.RETRIED):
-            return await super().post(url, *args, **kwargs)
+            return await self._monitored(method, url, *args, **kwargs)
         pause = 1.0
         for attempt in range(1, self.attempts + 1):
             try:
@@ -224,12 +258,15 @@ def _log_update(
     replies: list[Reply],
     started: float,
 ) -> None:
-    """One INFO line per handled update: intent, score and latency (user ids if allowed)."""
-    intent, score = None, 0.0
+    """One INFO line per handled update: intent, score and latency (user ids if allowed); for
+    a question that matched nothing, the best candidate and its score too."""
+    intent, score, best = None, 0.0, None
     for reply in replies:
         if reply.intent is not None:
             intent, score = reply.intent, reply.score
             break
+        if best is None and reply.best is not None:
+            best = reply.best
     fields: dict[str, object] = {
         "kind": kind,
         "intent": intent,
@@ -240,6 +277,18 @@ def _log_update(
     if settings.log_user_ids:
         fields["user_id"] = update.effective_user.id if update.effective_user else None
         fields["chat_id"] = update.effective_chat.id if update.effective_chat else None
+    if best is not None:
+        fields["best"], fields["best_score"] = best
+        log.info(
+            "handled %s intent=None score=%s best=%s best_score=%s latency=%sms",
+            kind,
+            score,
+            best[0],
+            best[1],
+            fields["latency_ms"],
+            extra={"fields": fields},
+        )
+        return
     log.info(
         "handled %s intent=%s score=%s latency=%sms",
         kind,
@@ -345,8 +394,12 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log every error; transient network trouble at WARNING (PTB retries it)."""
+    """Log every error; transient network trouble at WARNING (PTB retries it). A failed poll
+    (no update) is the monitor's to report, once a minute at most, not once per try."""
     error = context.error
+    if update is None and isinstance(error, NetworkError) and "monitor" in context.bot_data:
+        log.debug("Telegram: %s while polling: %s", type(error).__name__, error)
+        return
     if isinstance(error, RetryAfter | NetworkError | Forbidden):
         log.warning("Telegram: %s: %s", type(error).__name__, error)
         return
@@ -446,15 +499,68 @@ async def post_init(app: Application) -> None:
         except TelegramError as exc:  # e.g. the admin never opened a chat with the bot
             log.warning("could not set the admin command menu for %s: %s", admin_id, exc)
     app.bot_data["refresh_task"] = asyncio.create_task(_refresh_loop(app))
+    monitor: BotApiMonitor | None = app.bot_data.get("monitor")
+    if monitor is not None and monitor.mode == "webhook":
+        interval = settings.health_max_poll_age / 4
+        app.bot_data["webhook_check"] = asyncio.create_task(_webhook_check_loop(app, interval))
+
+
+async def check_webhook(app: Application) -> None:
+    """Webhook mode's heartbeat between webhook calls: ask Telegram whether it can deliver.
+    Updates waiting with a delivery error newer than the last call received mean it cannot."""
+    monitor: BotApiMonitor = app.bot_data["monitor"]
+    try:
+        info = await app.bot.get_webhook_info()
+    except TelegramError:  # counted and reported by the request layer
+        return
+    last_call = app.bot_data.get("last_webhook_call", monitor.started)
+    error_at = info.last_error_date.timestamp() if info.last_error_date else None
+    if info.pending_update_count and error_at is not None and error_at > last_call:
+        monitor.failed(
+            "webhook delivery",
+            RuntimeError(
+                f"Telegram cannot deliver updates: {info.last_error_message} "
+                f"({info.pending_update_count} waiting)"
+            ),
+        )
+        return
+    monitor.heard("getWebhookInfo")
+
+
+async def _webhook_check_loop(app: Application, interval: float) -> None:
+    while True:
+        await check_webhook(app)
+        await asyncio.sleep(interval)
+
+
+async def _webhook_called(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Webhook mode: every update that arrives is Telegram reaching the bot (the heartbeat)."""
+    context.bot_data["monitor"].heard("webhook")
+    context.bot_data["last_webhook_call"] = time.time()
+
+
+async def _log_admin_read(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An admin reading the knowledge base (/entries, /export, /stats): who did what.
+    Refusals are logged by the admin module."""
+    user, chat, message = update.effective_user, update.effective_chat, update.effective_message
+    settings: Settings = context.bot_data["settings"]
+    if user is None or chat is None or message is None or user.id not in settings.admin_ids:
+        return
+    if chat.type != ChatType.PRIVATE:
+        return
+    command = (message.text or "").split(None, 1)[0].split("@", 1)[0]
+    who = f"admin {user.id}" if settings.log_user_ids else "an admin"
+    log.info("%s ran %s", who, command, extra={"fields": {"admin_read": command}})
 
 
 async def post_shutdown(app: Application) -> None:
-    """Stop the refresh task; write the queued questions and the conversation state."""
-    task = app.bot_data.pop("refresh_task", None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    """Stop the background tasks; write the queued questions and the conversation state."""
+    for name in ("refresh_task", "webhook_check"):
+        task = app.bot_data.pop(name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     running = app.bot_data.pop("question_flush", None)
     if running is not None:
         await running
@@ -468,8 +574,10 @@ def build_application(
     *,
     request: BaseRequest | None = None,
     get_updates_request: BaseRequest | None = None,
+    monitor: BotApiMonitor | None = None,
 ) -> Application:
-    """The bot, wired: handlers, error handler, admin module, lifecycle hooks."""
+    """The bot, wired: handlers, error handler, admin module, lifecycle hooks. With a
+    ``monitor``, the HTTP requests this builds report to it (see :class:`RetryingRequest`)."""
     builder = (
         Application.builder()
         .token(settings.token or "")
@@ -491,7 +599,10 @@ def build_application(
             max_retries=3,
         )
     )
-    builder = builder.request(request if request is not None else RetryingRequest())
+    builder = builder.request(request if request is not None else RetryingRequest(monitor=monitor))
+    if get_updates_request is None and monitor is not None:
+        # PTB's own default for getUpdates is one connection; this one also reports.
+        get_updates_request = RetryingRequest(monitor=monitor, connection_pool_size=1)
     if get_updates_request is not None:
         builder = builder.get_updates_request(get_updates_request)
     app = builder.build()
@@ -502,6 +613,14 @@ def build_application(
         retention_days=settings.retention_days,
     )
     app.bot_data.update(kb=kb, settings=settings, conversation=conversation)
+    if monitor is not None:
+        app.bot_data["monitor"] = monitor
+        if monitor.mode == "webhook":
+            app.add_handler(TypeHandler(Update, _webhook_called), WEBHOOK_GROUP)
+    app.add_handler(
+        CommandHandler(ADMIN_READS, _log_admin_read, filters=filters.UpdateType.MESSAGE),
+        ADMIN_READ_LOG_GROUP,
+    )
 
     # The admin handlers sit in an earlier group and stop further handling, so admin
     # commands, document imports and "a:" buttons never reach the user handlers below.
@@ -536,15 +655,48 @@ def run_bot(
 
     A Bot API server that is down at start is retried (``bootstrap_retries=-1``); network
     errors and flood waits while running are retried by PTB's updater (``getUpdates``) and by
-    :class:`RetryingRequest` (the answers).
+    :class:`RetryingRequest` (the answers). The heartbeat file next to the knowledge base
+    says, while it runs, when it last heard from Telegram (bot/health.py).
     """
-    app = build_application(settings, kb)
+    monitor = BotApiMonitor("webhook" if webhook_url else "polling", token=settings.token)
+    app = build_application(settings, kb, monitor=monitor)
+    entries = kb.entries()
+    mode = (
+        f"webhook at {urlparse(webhook_url).netloc}, listening on {listen}:{port}"
+        if webhook_url
+        else "long polling"
+    )
+    log.info(
+        "starting: knowledge base %s (%d entries, %d examples), %s scorer, %s segmenter, "
+        "%d admin%s, %s",
+        kb.store.path.resolve(),
+        len(entries),
+        sum(len(e.examples) for e in entries),
+        kb.matcher.engine,
+        kb.pipeline.backend,
+        len(settings.admin_ids),
+        "" if len(settings.admin_ids) == 1 else "s",
+        mode,
+    )
     if kb.matcher.engine != "compiled":
         log.warning(
             "matching with the %s scorer: knowledge._scan was not built at install time "
             "(no C compiler?); same answers, several times slower",
             kb.matcher.engine,
         )
+    heartbeat = Heartbeat(heartbeat_path(settings.knowledge_db), monitor)
+    heartbeat.start()
+    try:
+        _run(app, webhook_url, settings, listen, port)
+    finally:
+        heartbeat.stop()
+    log.info("stopped")
+    return 0
+
+
+def _run(
+    app: Application, webhook_url: str | None, settings: Settings, listen: str, port: int
+) -> None:
     if webhook_url:
         app.run_webhook(
             listen=listen,
@@ -560,5 +712,3 @@ def run_bot(
         app.run_polling(
             allowed_updates=Update.ALL_TYPES, drop_pending_updates=False, bootstrap_retries=-1
         )
-    log.info("stopped")
-    return 0

@@ -7,6 +7,7 @@ missing token or an unreadable file gets one clear line on stderr and a non-zero
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -33,6 +34,24 @@ def _settings(require_token: bool = False) -> Settings:
         raise CliError(str(exc)) from None
 
 
+def _unwritable_hint(path: Path) -> str:
+    """What to do when the knowledge base's folder cannot be written (typically a host folder
+    owned by root bind-mounted into the container, where the bot runs as uid 10001)."""
+    folder = path.parent
+    if not folder.is_dir() or os.access(folder, os.W_OK | os.X_OK):
+        return ""
+    try:
+        owner = folder.stat().st_uid
+    except OSError:
+        return ""
+    uid = os.getuid()
+    return (
+        f"; the folder {folder} is owned by uid {owner} and this process (uid {uid}) cannot "
+        f"write to it: make it writable for uid {uid} (on the host: "
+        f"sudo chown -R {uid}:{os.getgid()} <the host folder>), or use a named volume"
+    )
+
+
 def _kb(settings: Settings):
     from knowledge.base import KnowledgeBase
     from knowledge.store import StoreError
@@ -40,7 +59,7 @@ def _kb(settings: Settings):
     try:
         return KnowledgeBase.open(settings.knowledge_db)
     except StoreError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(f"{exc}{_unwritable_hint(Path(settings.knowledge_db))}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -171,7 +190,7 @@ def kb_list() -> None:
     try:
         store = Store(_settings().knowledge_db)
     except StoreError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(f"{exc}{_unwritable_hint(_settings().knowledge_db)}") from None
     for e in store.entries():
         click.echo(f"{e.slug:<20} {e.kind:<10} {len(e.examples):>4}  {e.title}")
 
@@ -197,7 +216,7 @@ def kb_export(file: Path | None, fmt: str | None) -> None:
     try:
         text = Store(_settings().knowledge_db).export(fmt)
     except StoreError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(f"{exc}{_unwritable_hint(_settings().knowledge_db)}") from None
     if file is None:
         click.echo(text, nl=False)
         return
@@ -250,19 +269,29 @@ def kb_prune(days: int | None) -> None:
         deleted = store.prune(days)
         store.close()
     except (StoreError, sqlite3.Error) as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(f"{exc}{_unwritable_hint(_settings().knowledge_db)}") from None
     counts = ", ".join(f"{n} {table}" for table, n in deleted.items())
     click.echo(f"deleted rows older than {days} days: {counts}", err=True)
 
 
 @cli.command()
 def health() -> None:
-    """Exit 0 when the knowledge base opens and the matcher answers (for HEALTHCHECK)."""
-    kb = _kb(_settings())
+    """Exit 0 when the knowledge base answers and, while a bot runs on it, the bot heard
+    from Telegram within HEALTH_MAX_POLL_AGE seconds; else exit 1 saying why (HEALTHCHECK).
+
+    Example: jiebei-bot health
+    """
+    from bot.health import bot_status, heartbeat_path
+
+    settings = _settings()
+    kb = _kb(settings)
     m = kb.match("花呗逾期了借呗用不了")
     if not kb.entries() or not m.candidates:
         raise CliError("the matcher returned nothing")
-    click.echo(f"ok: {len(kb.entries())} entries, {kb.matcher.engine} scorer")
+    status = bot_status(heartbeat_path(settings.knowledge_db), settings.health_max_poll_age)
+    if not status.ok:
+        raise CliError(f"unhealthy: {status.message}")
+    click.echo(f"ok: {len(kb.entries())} entries, {kb.matcher.engine} scorer; {status.message}")
 
 
 @cli.command()

@@ -18,6 +18,10 @@ from knowledge.store import RETENTION_DAYS
 DEFAULT_DB = "data/knowledge.db"
 TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# A healthy bot completes a getUpdates at least every 10 s (the long poll's timeout) and its
+# heartbeat is written within 2 s, so a limit under 20 s would fail healthy bots.
+HEALTH_MAX_POLL_AGE_DEFAULT = 120
+HEALTH_MAX_POLL_AGE_RANGE = (20, 86400)
 MAX_RETENTION_DAYS = 36_500
 
 
@@ -35,6 +39,7 @@ class Settings:
     log_json: bool = False
     log_user_ids: bool = False
     webhook_secret: str | None = None
+    health_max_poll_age: int = HEALTH_MAX_POLL_AGE_DEFAULT
     retention_days: int = RETENTION_DAYS
 
     @property
@@ -106,6 +111,14 @@ def load_settings(
     if secret and not re.match(r"^[A-Za-z0-9_-]{1,256}$", secret):
         problems.append("WEBHOOK_SECRET may hold only A-Z, a-z, 0-9, _ and - (1-256 characters)")
 
+    max_age_text = values.get("HEALTH_MAX_POLL_AGE", "").strip()
+    max_age = HEALTH_MAX_POLL_AGE_DEFAULT
+    low, high = HEALTH_MAX_POLL_AGE_RANGE
+    if max_age_text:
+        if max_age_text.isdigit() and low <= int(max_age_text) <= high:
+            max_age = int(max_age_text)
+        else:
+            problems.append(f"HEALTH_MAX_POLL_AGE must be a whole number of seconds, {low}-{high}")
     retention = values.get("QUESTION_RETENTION_DAYS", "").strip() or str(RETENTION_DAYS)
     if not retention.isdigit() or not 1 <= int(retention) <= MAX_RETENTION_DAYS:
         problems.append(
@@ -124,6 +137,7 @@ def load_settings(
         log_json=values.get("LOG_FORMAT", "").strip().lower() == "json",
         log_user_ids=values.get("LOG_USER_IDS", "").strip().lower() in ("1", "true", "yes"),
         webhook_secret=secret,
+        health_max_poll_age=max_age,
         retention_days=int(retention),
     )
 

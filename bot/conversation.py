@@ -746,13 +746,15 @@ class Conversation:
             if entry.is_cause:
                 state.last_answer = (text, entry.slug, self.clock())
             return [self._entry_reply(state, entry, match, question=text)], entry.slug
+        top = match.candidates[0] if match.candidates else None
+        best = (top.slug, round(top.score, 1)) if top is not None else None  # for the log
         concepts = {t for t in match.tokens if t.isascii() and t.isupper()}
         if not concepts - CHAT_CONCEPTS and folded not in TYPED_ANSWERS:
             # Chat about something else: say what the bot is for, without the whole list.
             rows = [[_causes_button()], [_diagnose_button()]]
-            return [Reply(texts.OFF_TOPIC, rows, None, match.score)], None
+            return [Reply(texts.OFF_TOPIC, rows, None, match.score, best=best)], None
         rows = [*self._cause_rows(state), [_diagnose_button()]]
-        return [Reply(texts.NO_MATCH, rows, None, match.score)], None
+        return [Reply(texts.NO_MATCH, rows, None, match.score, best=best)], None
 
     @staticmethod
     def _other_product(folded: str, entry: Entry | None) -> str | None:

@@ -32,13 +32,15 @@ class Button:
 
 @dataclass(frozen=True)
 class Reply:
-    """One message. ``edit``: replace the message whose button was pressed, when there is one."""
+    """One message. ``edit``: replace the message whose button was pressed, when there is one.
+    ``best``: for an answer that matched nothing, the best candidate and its score (logged)."""
 
     text_html: str
     buttons: list[list[Button]] = field(default_factory=list)
     intent: str | None = None
     score: float = 0.0
     edit: bool = False
+    best: tuple[str, float] | None = None
 
     def button_list(self) -> list[Button]:
         return [b for row in self.buttons for b in row]

@@ -562,11 +562,13 @@ async def test_import_of_the_same_document_asks_nothing(h, store):
         (b"x" * (2 * 1024 * 1024 + 1), "文件太大"),
     ],
 )
-async def test_import_refusals_change_nothing(h, kb, store, content, reason):
+async def test_import_refusals_change_nothing(h, kb, store, content, reason, caplog):
     before = store.export()
     matcher = kb.matcher
+    caplog.set_level(logging.INFO)
     calls = await h.send_document(ADMIN, content, caption="/import")
     assert reason in texts(calls)
+    assert f"admin tg:{ADMIN}: import refused" in caplog.text  # who did what, for the operator
     assert not [b for c in calls for b in buttons(c)]
     assert store.export() == before
     assert kb.matcher is matcher

@@ -7,6 +7,7 @@ Bot API call the bot makes is recorded and answered in memory.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
 import pytest
@@ -453,3 +454,32 @@ async def test_user_ids_are_logged_only_when_allowed(kb, caplog):
         await app.shutdown()
     [record] = [r for r in caplog.records if r.name == "bot.app"]
     assert record.fields["user_id"] == USER
+
+
+# -- the operator's log lines -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["/entries", "/export", "/stats"])
+async def test_admin_reads_are_logged_with_the_user_id_only_when_allowed(h, command, caplog):
+    caplog.set_level(logging.INFO, logger="bot.app")
+    await h.send(ADMIN, command)
+    assert f"an admin ran {command}" in caplog.text
+    assert str(ADMIN) not in caplog.text
+    caplog.clear()
+    h.app.bot_data["settings"] = make_settings(log_user_ids=True)
+    await h.send(ADMIN, command)
+    assert f"admin {ADMIN} ran {command}" in caplog.text
+    caplog.clear()
+    await h.send(USER, command)  # not an admin: refused (and logged) by the admin module
+    assert " ran /" not in caplog.text
+
+
+async def test_an_unmatched_question_logs_its_best_candidate_and_score(h, caplog):
+    caplog.set_level(logging.INFO, logger="bot.app")
+    await h.send(USER, "借呗能不能帮我订一张去上海的机票")
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("handled text")]
+    assert "intent=None" in line, line
+    best = re.search(r"best=(\w+) best_score=([\d.]+)", line)
+    assert best is not None, line
+    assert h.app.bot_data["kb"].entry(best.group(1)) is not None
+    assert 0 < float(best.group(2)) <= 100

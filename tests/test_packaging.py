@@ -256,6 +256,7 @@ def test_env_example_is_a_valid_configuration_without_secrets(tmp_path):
 
 # --- (d) what the image runs, in a fresh virtual environment --------------------------------
 
+
 # The files the Dockerfile copies into its builder.
 def image_sources() -> list[str]:
     """What the Dockerfile copies from the build context (the wheel is built from these)."""
@@ -401,3 +402,86 @@ def test_installed_wheel_runs_what_the_image_runs(tmp_path):
     assert "Traceback" not in no_token.stderr
     assert "TELEGRAM_BOT_TOKEN" in no_token.stderr
     assert len(no_token.stderr.strip().splitlines()) == 1, no_token.stderr
+
+
+# --- (e) compose.yaml ---------------------------------------------------------------------------
+
+COMPOSE = ROOT / "compose.yaml"
+# The Compose specification's keys used at each level (a typo in a key is ignored by some
+# tools and refused by others: either way it is caught here).
+COMPOSE_TOP = {"name", "services", "volumes", "networks", "configs", "secrets"}
+COMPOSE_SERVICE = {
+    "build",
+    "image",
+    "env_file",
+    "environment",
+    "restart",
+    "volumes",
+    "read_only",
+    "tmpfs",
+    "healthcheck",
+    "stop_grace_period",
+    "logging",
+    "ports",
+    "command",
+    "user",
+}
+COMPOSE_HEALTHCHECK = {"test", "interval", "timeout", "start_period", "retries", "disable"}
+DURATION = re.compile(r"^(\d+(\.\d+)?(us|ms|s|m|h))+$")
+
+
+def compose_file() -> dict:
+    import yaml
+
+    return yaml.safe_load(COMPOSE.read_text("utf-8"))
+
+
+def test_compose_file_runs_the_image_with_its_volume_env_file_restart_and_healthcheck():
+    compose = compose_file()
+    assert set(compose) <= COMPOSE_TOP, set(compose) - COMPOSE_TOP
+    (service,) = compose["services"].values()
+    assert set(service) <= COMPOSE_SERVICE, set(service) - COMPOSE_SERVICE
+    assert service["build"] == "."
+    env_files = (
+        service["env_file"] if isinstance(service["env_file"], list) else [service["env_file"]]
+    )
+    assert ".env" in env_files
+    assert service["restart"] in ("unless-stopped", "always")
+
+    # /data on a named volume that is declared
+    mounts = [m.split(":") for m in service["volumes"]]
+    (data,) = [m for m in mounts if m[1] == "/data"]
+    assert data[0] in compose["volumes"], "the /data volume must be a declared named volume"
+
+    health = service["healthcheck"]
+    assert set(health) <= COMPOSE_HEALTHCHECK
+    assert health["test"] == ["CMD", "jiebei-bot", "health"]
+    for key in ("interval", "timeout", "start_period"):
+        assert DURATION.match(str(health[key])), (key, health[key])
+    assert isinstance(health["retries"], int) and health["retries"] >= 1
+    assert DURATION.match(str(service["stop_grace_period"]))
+    # The Dockerfile's HEALTHCHECK runs the same command.
+    (dockerfile_health,) = [a for k, a in final_stage() if k == "HEALTHCHECK"]
+    assert '["jiebei-bot", "health"]' in dockerfile_health
+
+
+def test_compose_file_validates_with_docker_compose_when_available(tmp_path):
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("docker is not installed (the structure test above still runs)")
+    version = subprocess.run(
+        [docker, "compose", "version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    if version.returncode != 0:
+        pytest.skip("docker compose is not installed (the structure test above still runs)")
+    shutil.copy2(COMPOSE, tmp_path / "compose.yaml")
+    shutil.copy2(ENV_EXAMPLE, tmp_path / ".env")
+    result = subprocess.run(
+        [docker, "compose", "--file", str(tmp_path / "compose.yaml"), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr

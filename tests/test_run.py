@@ -83,13 +83,16 @@ def test_network_errors_while_running_are_warnings_and_the_bot_carries_on(api, b
     bot.wait_for_count("Rate limit hit", 1)
     [retried] = api.wait_for_messages(USER, 1, timeout=30)
     assert retried["text"]
-    # The next two polls fail (the one in flight ends with this message's update).
+    # The next two polls fail (the one in flight ends with this message's update): one
+    # warning with the count of failed tries, not one per try.
     api.fail_next("getUpdates", 2, status=502)
     api.send_text(USER, "你好")
-    bot.wait_for_count("WARNING bot.app: Telegram: NetworkError", 3)
+    bot.wait_for_log("WARNING bot.health: Bot API unreachable: NetworkError on getUpdates")
     api.send_text(USER, CAUSE_QUESTION)
     replies = api.wait_for_messages(USER, 2, timeout=60)
     assert replies[-1]["text"].startswith("花呗或备用金逾期")
+    bot.wait_for_log("Bot API reachable again (getUpdates) after 2 failed tries")
+    assert bot.log.count("Bot API unreachable") == 1
     assert bot.stop() == 0
     assert "Traceback" not in bot.log and " ERROR " not in bot.log
 
