@@ -298,8 +298,10 @@ class Admin:
 
 
 def e(value: Any) -> str:
-    """Escape text from the knowledge base or a user for parse_mode HTML."""
-    return html.escape(str(value), quote=False)
+    """Escape text from the knowledge base or a user for parse_mode HTML (a lone surrogate,
+    which Telegram cannot take, becomes "?")."""
+    text = str(value).encode("utf-8", "replace").decode("utf-8")
+    return html.escape(text, quote=False)
 
 
 def short(value: Any, limit: int = SHORT) -> str:

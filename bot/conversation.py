@@ -105,8 +105,16 @@ LIKELY_WITHIN = 15.0
 LEADING_MIN = 0.25
 # A diagnosis starts with the causes the user already rejected this much less likely.
 REJECTED_PRIOR = 0.2
-# Short follow-ups ("那怎么办", "多久能恢复", "还清了就能用吗") refer to the cause discussed last.
-FOLLOW_UP_MAX_CHARS = 20
+# Short follow-ups ("那怎么办") refer to the cause discussed last; so do longer ones on a
+# topic of followups.yaml ("她说花呗上个月已经还清了，还清了是不是就能用了").
+FOLLOW_UP_MAX_CHARS = 16
+TOPIC_FOLLOW_UP_MAX_CHARS = 32
+# Put before a message that matched nothing once the user said 借呗 stopped.
+STOPPED_CONTEXT = "借呗用不了了，"
+# A redirect matched this well is a question of its own, not a follow-up; the scam warning
+# always is.
+CLEAR_REDIRECT = 75.0
+SCAM_SLUG = "scam_warning"
 FOLLOW_UP_CUES = (
     "怎么办", "咋办", "怎么弄", "咋弄", "咋整", "怎么搞", "怎么解决", "如何解决", "怎么处理",
     "怎么做", "咋做", "多久", "多长时间", "几天", "什么时候", "啥时候", "恢复", "还能", "能开通",
@@ -183,6 +191,10 @@ class _ChatState:
     offered: list[str] = field(default_factory=list)
     # The script replies are written in: None (Simplified) or render.TAIWAN / HONG_KONG.
     script: str | None = None
+    # The user said 借呗 stopped (a cause or the overview was the answer): a later message
+    # that matches nothing is read as a second message about that.
+    stopped: bool = False
+    last_overview: bool = False  # the last answer was the overview
 
     def reject(self, slugs: list[str]) -> None:
         for slug in slugs:
@@ -611,15 +623,17 @@ class Conversation:
         self, state: _ChatState, folded: str, match: Match
     ) -> tuple[list[Reply], str | None] | None:
         """A short question about the cause discussed last, answered about that cause."""
-        if len(folded) > FOLLOW_UP_MAX_CHARS:
+        if len(folded) > TOPIC_FOLLOW_UP_MAX_CHARS:
             return None
         topics = self.followups.topics(folded)
         if len(topics) > 1 and "next" in topics:
             topics.remove("next")  # "还清了就能用吗": the repaying answer says what comes next
         cause = self.kb.entry(state.last_cause) if state.last_cause else None
         if cause is None or not cause.is_cause:
-            if topics and set(topics) <= {"wait", "next"} and match.intent is None:
-                # "要等多久" with no cause discussed yet: what decides, in general.
+            general = match.intent is None or (match.intent == "overview" and state.last_overview)
+            if topics and set(topics) <= {"wait", "next", "call"} and general:
+                # "要等多久" with no cause discussed yet (or right after the overview, which
+                # would only repeat itself): what decides, in general.
                 parts = [esc(self.followups.general[t]) for t in topics]
                 rows = [[_causes_button()], [_diagnose_button()]]
                 return [Reply("\n\n".join(parts), rows, None, match.score)], None
@@ -628,12 +642,18 @@ class Conversation:
             entry = self.kb.entry(match.intent)
             if entry is not None and entry.is_cause:
                 return None  # a cause named outright is a new question
+            if (
+                entry is not None
+                and entry.kind == "redirect"
+                and (match.score >= CLEAR_REDIRECT or entry.slug == SCAM_SLUG)
+            ):
+                return None  # so is a clear near miss ("借呗逾期会不会打电话给我家人")
         if topics:
             parts = [esc(texts.FOLLOW_UP_ABOUT.format(title=cause.title))]
             for topic in topics[:2]:
                 answer, general = self.followups.answer(cause.slug, topic)
                 parts.append(esc(answer.format(title=cause.title) if general else answer))
-        elif any(c in folded for c in FOLLOW_UP_CUES):
+        elif len(folded) <= FOLLOW_UP_MAX_CHARS and any(c in folded for c in FOLLOW_UP_CUES):
             parts = [esc(texts.FOLLOW_UP.format(title=cause.title))]
             parts.append(esc(cause.solution or cause.explanation))
             note = self._closing_note()
@@ -723,7 +743,18 @@ class Conversation:
         folded = _PUNCTUATION.sub("", self.kb.pipeline.normalise(text))
         follow_up = self._follow_up(state, folded, match)
         if follow_up is not None:
+            state.last_overview = False
             return follow_up
+        if match.intent is None and state.stopped:
+            # A second message ("我就是上个月换了个新手机号") read in the light of the first:
+            # 借呗 stopped. Only a cause found that way is taken.
+            again = self.kb.match(STOPPED_CONTEXT + text)
+            found = self.kb.entry(again.intent) if again.intent else None
+            if found is not None and found.is_cause:
+                match, entry = again, found
+        state.last_overview = entry is not None and entry.kind == "overview"
+        if entry is not None and (entry.is_cause or entry.kind == "overview"):
+            state.stopped = True
         if entry is not None and match.ambiguous:
             rows = []
             offered = []
@@ -805,6 +836,8 @@ class Conversation:
         if state.offered or last is not None:
             self._reject(state, [*([last] if last else []), *state.offered])
             return [self._remaining(state)]
+        if state.rejected and not self._open_causes(state):
+            return [self._remaining(state)]  # everything is ruled out already: say so again
         if none_of_these or state.rejected:
             return [Reply(texts.NOT_MINE_NOTHING_SHOWN, [[_causes_button()], [_diagnose_button()]])]
         return None
@@ -1071,8 +1104,17 @@ class Conversation:
             shown += list(v.causes)
         else:
             answers = {a for _, a in d.asked}
-            why = "no" if answers == {"no"} else "unsure" if answers <= {"unsure"} else "mixed"
+            if "yes" in answers:
+                why = "yes"
+            elif answers == {"no"}:
+                why = "no"
+            elif answers <= {"unsure"}:
+                why = "unsure"
+            else:
+                why = "mixed"
             parts.append(texts.DIAG_NONE.format(why=texts.DIAG_NONE_WHY[why]))
+            if v.mixed:
+                parts.append(texts.DIAG_MIXED.format(titles=self._joined(v.mixed)))
             if v.unasked:
                 parts.append(texts.DIAG_UNASKED.format(titles=self._joined(v.unasked)))
             if v.unsure:

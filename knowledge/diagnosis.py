@@ -252,9 +252,10 @@ class Verdict:
 
     ``kind`` is ``"clear"`` (one cause singled out: ``causes[0]``, with ``confidence``),
     ``"several"`` (the answers point at the causes in ``causes`` about equally) or ``"none"``
-    (no answer pointed at any cause; ``causes`` are those not ruled out, never-asked ones
-    first, and must not be presented as likely). ``denied`` are the causes the user said no
-    to (or rejected before): never advise on them.
+    (no answer pointed at one cause without another answer against it; ``causes`` are those
+    not ruled out, partly fitting ones first, then never-asked ones, and must not be
+    presented as likely). ``denied`` are the causes the user said no to (or rejected
+    before): never advise on them. ``mixed``: causes with a 是 and a 否 among their answers.
     """
 
     kind: Literal["clear", "several", "none"]
@@ -263,6 +264,7 @@ class Verdict:
     unasked: tuple[str, ...] = ()
     unsure: tuple[str, ...] = ()
     denied: tuple[str, ...] = ()
+    mixed: tuple[str, ...] = ()
 
 
 def _confidence(p: float) -> Confidence:
@@ -302,12 +304,16 @@ def verdict(d: Diagnosis, rejected: Iterable[str] = ()) -> Verdict:
     denied = tuple(c for c, _ in ranked if evidence[c] == "denied")
     unasked = tuple(c for c, _ in ranked if evidence[c] == "unasked")
     unsure = tuple(c for c, _ in ranked if evidence[c] == "unsure")
-    supported = [(c, p) for c, p in ranked if evidence[c] in ("supported", "mixed")]
+    mixed = tuple(c for c, _ in ranked if evidence[c] == "mixed")
+    # Only a cause whose answers all agree is singled out: "借得频繁" 是 but "总提前还清" 否
+    # does not make 频繁借还 the answer.
+    supported = [(c, p) for c, p in ranked if evidence[c] == "supported"]
     if supported:
         (lead, p), rest = supported[0], supported[1:]
         if not rest or p >= LEAD_RATIO * rest[0][1]:
-            return Verdict("clear", (lead,), _confidence(p), unasked, unsure, denied)
+            return Verdict("clear", (lead,), _confidence(p), unasked, unsure, denied, mixed)
         close = tuple(c for c, q in supported[:3] if q * LEAD_RATIO > p)
-        return Verdict("several", close, None, unasked, unsure, denied)
-    # Nothing pointed at one cause clearly: the never-asked and unsure ones are still open.
-    return Verdict("none", unasked + unsure, None, unasked, unsure, denied)
+        return Verdict("several", close, None, unasked, unsure, denied, mixed)
+    # Nothing pointed at one cause clearly: the partly fitting, never-asked and unsure ones
+    # are still open.
+    return Verdict("none", mixed + unasked + unsure, None, unasked, unsure, denied, mixed)

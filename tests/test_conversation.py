@@ -614,6 +614,8 @@ def test_typed_none_of_these_rejects_everything_offered_until_nothing_is_left(co
     assert "支付宝App里联系官方客服" in text
     assert not re.search(r"\d{3,}", text)  # no phone number
     assert cause_buttons(last) == []
+    [again] = conv.on_text(43, "都不是")
+    assert again.text_html == texts.NOT_MINE_NOTHING_LEFT
     # the overview now says so too, instead of an empty list
     [overview] = conv.on_text(43, "借呗被关了")
     assert cause_buttons(overview) == [] and texts.NOT_MINE_NOTHING_LEFT in overview.text_html
@@ -669,7 +671,7 @@ def test_a_traditional_writer_gets_traditional_replies_and_buttons_until_simplif
 
 
 def test_hong_kong_wording_gets_hong_kong_characters(conv):
-    [reply] = conv.on_text(62, "我嘅借唄突然用不了")
+    [reply] = conv.on_text(62, "我嘅借唄突然用唔到，點算好")
     assert reply.intent == "overview"
     assert reply.text_html == to_script(conv.on_text(63, "借呗突然用不了了")[0], "hk").text_html
     # OpenCC's Hong Kong and Taiwan forms differ (賬户 / 賬戶, 網絡 / 網路)
@@ -706,3 +708,34 @@ def test_off_topic_chat_gets_a_short_friendly_reply(conv, kb):
     assert reply.text_html == texts.OFF_TOPIC
     assert datas(reply) == ["u:c", "u:ds"]
     assert "工作人员" not in reply.text_html
+
+
+def test_a_longer_follow_up_naming_the_product_of_the_cause_is_still_a_follow_up(conv):
+    reply = follow_up(conv, 27, CAUSE_QUESTION, "她说花呗上个月已经还清了，还清了是不是就能用了")
+    assert reply.intent == "huabei_overdue"
+    assert esc(conv.followups.causes["huabei_overdue"]["repay"]) in reply.text_html
+
+
+@pytest.mark.parametrize("question", ["借呗逾期了会不会打电话给我家里人", SCAM_QUESTIONS[0]])
+def test_a_clear_near_miss_after_a_cause_is_answered_as_itself(conv, question):
+    reply = follow_up(conv, 28, CAUSE_QUESTION, question)
+    assert reply.intent != "huabei_overdue"
+
+
+def test_a_second_message_is_read_in_the_light_of_the_first(conv):
+    """A dictated fragment that matches nothing alone, after the user said 借呗 stopped."""
+    fragment = "就是我上礼拜刚把号码换了"
+    assert conv.kb.match(fragment).intent is None  # alone it says nothing about 借呗
+    [first] = conv.on_text(29, "嗯 我那个借呗 前两天还好好的 今天打开就没有了")
+    assert first.intent == "overview"
+    [reply] = conv.on_text(29, fragment)
+    assert reply.intent == "account_risk"
+    [fresh] = conv.on_text(30, fragment)  # without that first message: the honest fallback
+    assert fresh.intent is None
+
+
+def test_how_long_right_after_the_overview_does_not_repeat_it(conv):
+    [overview] = conv.on_text(31, "借呗被关了")
+    [reply] = conv.on_text(31, "那要等多久啊")
+    assert reply.text_html != overview.text_html
+    assert esc(conv.followups.general["wait"]) in reply.text_html

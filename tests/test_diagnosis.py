@@ -224,9 +224,22 @@ def test_no_answers_ever_single_out_a_cause_they_denied_or_never_asked(answers):
     v = verdict(d)
     by_id = {q.id: q for q in d.questions}
     pointed = {c for qid, a in d.asked if a == "yes" for c in by_id[qid].yes}
+    spoken_against = {c for qid, a in d.asked if a == "no" for c in by_id[qid].yes}
+    assert not set(v.causes) & set(v.denied)
     if v.kind in ("clear", "several"):
-        assert set(v.causes) <= pointed  # only causes a 是 answer pointed at
-        assert not set(v.causes) & set(v.denied)
+        assert set(v.causes) <= pointed  # only causes a 是 answer pointed at ...
+        assert not set(v.causes) & spoken_against  # ... and no 否 answer spoke against
     else:
-        assert not pointed  # a 是 answer always gets its cause named
-        assert not set(v.causes) & set(v.denied)
+        assert pointed <= spoken_against  # a 是 answer alone always gets its cause named
+        assert set(v.mixed) == pointed & spoken_against
+
+
+def test_a_cause_with_a_yes_and_a_no_is_not_singled_out():
+    """是 to "borrowing often" but 否 to "repaying early": not 频繁借还 for certain."""
+    d = Diagnosis.start()
+    while not d.done:
+        d.answer("yes" if d.current.id == "borrow_often" else "no")
+    assert {"borrow_often", "quick_repay"} <= {qid for qid, _ in d.asked}
+    v = verdict(d)
+    assert v.kind == "none" and v.mixed == ("frequent_prepay",)
+    assert v.causes[0] == "frequent_prepay"  # still open, first to look at, but not "likely"
