@@ -684,6 +684,7 @@ class Conversation:
         if text.startswith("/"):
             return self._command(chat_id, text)
         bare = _PUNCTUATION.sub("", normalise_basic(text)) or text
+        rejected: tuple[list[Reply], _Answered | None] | None = None
         with self._lock:
             state = self._state(chat_id)
             typed = TYPED_ANSWERS.get(bare)
@@ -691,9 +692,18 @@ class Conversation:
                 return self._answer(state, state.session, typed, edit=False)
             rejection = _typed_rejection(bare)
             if rejection is not None:
+                last = state.last_cause if rejection != "all" else None
+                answered = next(
+                    (a for a in reversed(state.answers.values()) if last and a.slug == last), None
+                )
                 replies = self._typed_rejection(state, rejection == "all")
                 if replies is not None:
-                    return replies
+                    rejected = (replies, self._correcting(answered))
+        if rejected is not None:
+            replies, answered = rejected
+            if answered is not None:  # typed "这不是我的情况": as the button
+                self._record_not_mine(chat_id, answered)
+            return replies
         match = self.kb.match(text)
         with self._lock:
             state = self._state(chat_id)
@@ -889,17 +899,28 @@ class Conversation:
         with self._lock:
             state = self._state(chat_id)
             answered = state.answered(ref, slug)
-            record = answered is not None and bool(answered.question) and not answered.corrected
-            if record:
-                answered.corrected = True
+            correcting = self._correcting(answered)
             self._reject(state, [slug])
             reply = self._remaining(state, answered.others if answered else ())
-        if record:
-            suggestion = self._suggest("not_mine", answered.question, slug, None, chat_id)
-            if suggestion is not None:
-                with self._lock:
-                    self._state(chat_id).correction = (suggestion, self.clock())
+        if correcting is not None:
+            self._record_not_mine(chat_id, correcting)
         return [reply]
+
+    @staticmethod
+    def _correcting(answered: _Answered | None) -> _Answered | None:
+        """The answer a "这不是我的情况" corrects, marked, if it is to be recorded (an answer
+        to a question, not recorded before); caller holds the lock."""
+        if answered is None or not answered.question or answered.corrected:
+            return None
+        answered.corrected = True
+        return answered
+
+    def _record_not_mine(self, chat_id: Hashable, answered: _Answered) -> None:
+        """A suggestion for /review; where the user goes next fills it in."""
+        suggestion = self._suggest("not_mine", answered.question, answered.slug, None, chat_id)
+        if suggestion is not None:
+            with self._lock:
+                self._state(chat_id).correction = (suggestion, self.clock())
 
     def _feedback(self, chat_id: Hashable, ref: str, helpful: bool, slug: str) -> list[Reply]:
         if not SLUG_RE.match(slug) or self.kb.entry(slug) is None:

@@ -785,6 +785,12 @@ async def test_import_document_from_non_admin_is_refused(h, store):
         "a:as:{question}:risk",
         "a:imp:{token}",
         "a:no:{token}",
+        "a:und:{token}",
+        "a:ud:{question}",
+        "a:ra:{suggestion}",
+        "a:rp:{suggestion}",
+        "a:rt:{suggestion}:risk",
+        "a:rd:{suggestion}",
         "a:whatever",
     ],
 )
@@ -793,7 +799,10 @@ async def test_forged_callbacks_from_non_admins_are_refused(h, store, caplog, fo
     calls = await h.send(ADMIN, "/delete closed")
     token = callback(calls, "a:del:").split(":")[2]
     await h.send(ADMIN, "/example closed 账号异常借呗用不了")
-    data = forged.format(token=token, change=store.history(limit=1)[0].id, question=qid)
+    sid = store.add_suggestion("not_mine", "号被封了借呗没了", "closed", "risk", "5")
+    data = forged.format(
+        token=token, change=store.history(limit=1)[0].id, question=qid, suggestion=sid
+    )
     before, history = store.export(), store.history(limit=100)
     msg = {**h.last_message(ADMIN), "chat": {"id": OTHER, "type": "private"}}
     with caplog.at_level(logging.WARNING, logger="bot.admin"):
@@ -808,6 +817,7 @@ async def test_forged_callbacks_from_non_admins_are_refused(h, store, caplog, fo
     assert [c.method for c in calls] == ["answerCallbackQuery"]
     assert store.export() == before and store.history(limit=100) == history
     assert store.question(qid)["assigned"] is None
+    assert store.suggestion(sid)["status"] == "open"
     assert "refused admin command a:" in caplog.text
     assert str(OTHER) not in caplog.text and token not in caplog.text
     # the admin's own confirmation still works

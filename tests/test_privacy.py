@@ -229,7 +229,7 @@ def test_forget_deletes_the_rows_of_that_chat_only(kb):
     assert conv.on_button(6, yes.data)[0].text_html == texts.STALE_BUTTON  # not chat 6's
     assert rows("questions")["5"] == 3
     [done] = conv.on_button(5, yes.data)
-    assert done.edit and "提问 5 条" in done.text_html and "反馈 1 条" in done.text_html
+    assert done.edit and "提问 5 条" in done.text_html and "“有帮助/没帮助” 1 条" in done.text_html
     # chat 5 and user 5's rows in the group are gone; chat 6 is untouched
     assert rows("questions") == {"6": 2}
     assert rows("feedback") == {}
