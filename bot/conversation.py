@@ -592,7 +592,11 @@ class Conversation:
             state = self._state(chat_id)
             if not state.rejected:
                 return [Reply(texts.CAUSES, [*self._cause_rows(state), [_diagnose_button()]])]
-            return [self._remaining(state)]
+            rows = self._cause_rows(state)
+            if not rows:
+                return [self._remaining(state)]
+            text = texts.CAUSES_LEFT.format(n=len(self.kb.causes()) - len(rows))
+            return [Reply(text, [*rows, [_diagnose_button()]])]
 
     def command(self, chat_id: Hashable, text: str) -> list[Reply]:
         """A command typed as text (``/start``, ``/help``, ``/causes``, ``/diagnose``,

@@ -586,6 +586,7 @@ def test_three_rejections_in_a_row_never_offer_a_rejected_cause_again(conv, kb):
     [listing] = conv.on_button(41, "u:c")
     assert not set(cause_buttons(listing)) & set(rejected)
     assert len(cause_buttons(listing)) == 11 - 3
+    assert listing.text_html == texts.CAUSES_LEFT.format(n=3)
 
 
 @pytest.mark.parametrize(
