@@ -115,6 +115,10 @@ STOPPED_CONTEXT = "借呗用不了了，"
 # always is.
 CLEAR_REDIRECT = 75.0
 SCAM_SLUG = "scam_warning"
+# A message with the lexicon's SCAM concept (a fee, a transfer, a code, a stranger's offer)
+# gets the scam warning when it is this close to the best candidate (and no cause won).
+SCAM_CONCEPT = "SCAM"
+SCAM_GAP = 20.0
 FOLLOW_UP_CUES = (
     "怎么办", "咋办", "怎么弄", "咋弄", "咋整", "怎么搞", "怎么解决", "如何解决", "怎么处理",
     "怎么做", "咋做", "多久", "多长时间", "几天", "什么时候", "啥时候", "恢复", "还能", "能开通",
@@ -772,6 +776,11 @@ class Conversation:
                 state.choice = (text, match.intent, tuple(offered), self.clock())
                 rows += [[_causes_button()], [_diagnose_button()]]
                 return [Reply(texts.AMBIGUOUS, rows, match.intent, match.score)], match.intent
+        if (entry is None or not entry.is_cause) and SCAM_CONCEPT in match.tokens:
+            # Safety first: words of a fee offer, and the warning close behind what won.
+            scam = next((c for c in match.candidates if c.slug == SCAM_SLUG), None)
+            if scam is not None and match.score - scam.score <= SCAM_GAP:
+                entry = self.kb.entry(SCAM_SLUG) or entry
         product = self._other_product(folded, entry)
         if product is not None:
             logged = entry.slug if entry is not None else None
