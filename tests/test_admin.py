@@ -568,7 +568,9 @@ async def test_import_refusals_change_nothing(h, kb, store, content, reason, cap
     caplog.set_level(logging.INFO)
     calls = await h.send_document(ADMIN, content, caption="/import")
     assert reason in texts(calls)
-    assert f"admin tg:{ADMIN}: import refused" in caplog.text  # who did what, for the operator
+    # Who did what, for the operator; the admin's id only with LOG_USER_IDS.
+    assert "admin (id hidden): import refused" in caplog.text
+    assert str(ADMIN) not in caplog.text
     assert not [b for c in calls for b in buttons(c)]
     assert store.export() == before
     assert kb.matcher is matcher
@@ -759,6 +761,19 @@ async def test_a_refusal_names_the_user_only_with_log_user_ids(app, h, caplog):
     with caplog.at_level(logging.WARNING, logger="bot.admin"):
         await h.send(OTHER, "/entries")
     assert f"from user {OTHER}" in caplog.text
+
+
+async def test_an_admins_edits_name_them_in_the_log_only_with_log_user_ids(app, h, store, caplog):
+    with caplog.at_level(logging.INFO, logger="bot.admin_core"):
+        await h.send(ADMIN, "/add logged1 第一条")
+    assert "admin (id hidden) added entry logged1" in caplog.text
+    assert str(ADMIN) not in caplog.text
+    assert store.history()[0].actor == f"tg:{ADMIN}"  # the history still says who
+    caplog.clear()
+    app.bot_data["settings"] = Settings(admin_ids=frozenset({ADMIN}), log_user_ids=True)
+    with caplog.at_level(logging.INFO, logger="bot.admin_core"):
+        await h.send(ADMIN, "/add logged2 第二条")
+    assert f"admin tg:{ADMIN} added entry logged2" in caplog.text
 
 
 @pytest.mark.parametrize("command", ["/entries", "/delete closed", "/add new1 新条目"])
