@@ -54,7 +54,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot import texts
 from bot.plaindata import Codecs, PlainDataError, from_plain, to_plain
@@ -79,7 +79,7 @@ from knowledge.diagnosis import (
 from knowledge.entries import CAUSE_SLUGS, SLUG_RE, Entry
 from knowledge.followups import FollowUps, load_followups
 from knowledge.matcher import Match
-from knowledge.privacy import mask
+from knowledge.privacy import PLACEHOLDER_RE, mask
 from knowledge.store import RETENTION_DAYS, StoreError
 from knowledge.text import normalise_basic
 
@@ -675,12 +675,20 @@ class Conversation:
     def on_text(self, chat_id: Hashable, text: str) -> list[Reply]:
         """A message from the user: answer it (in the user's script), and log the question
         (masked)."""
-        text = mask(text.strip())
+        raw = text.strip()
+        text = mask(raw)
         script = detect_script(text)
         if script is not None:
             with self._lock:
                 self._state(chat_id).script = None if script == SIMPLIFIED else script
-        return self._in_script(chat_id, self._on_text(chat_id, text))
+        replies = self._on_text(chat_id, text)
+        if replies and PLACEHOLDER_RE.search(text) and not PLACEHOLDER_RE.search(raw):
+            # The user typed a personal number "so you can check": say once, above the
+            # answer, that the bot cannot look anything up and that numbers are not needed.
+            first = replies[0]
+            note = esc(texts.NUMBERS_NOT_NEEDED)
+            replies = [replace(first, text_html=f"{note}\n\n{first.text_html}"), *replies[1:]]
+        return self._in_script(chat_id, replies)
 
     def _on_text(self, chat_id: Hashable, text: str) -> list[Reply]:
         if not text:
