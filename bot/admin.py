@@ -85,9 +85,12 @@ def is_admin(update: Update, context: Context) -> bool:
     )
 
 
-def who(update: Update) -> Admin:
+def who(update: Update, context: Context) -> Admin:
     user_id = update.effective_user.id
-    return Admin(key=user_id, actor=f"tg:{user_id}")
+    settings = context.bot_data.get("settings")
+    shown = settings is not None and settings.log_user_ids
+    logged = f"tg:{user_id}" if shown else "(id hidden)"
+    return Admin(key=user_id, actor=f"tg:{user_id}", logged=logged)
 
 
 def desk_of(context: Context) -> AdminDesk:
@@ -191,7 +194,7 @@ def command_handler(name: str) -> Callable[[Update, Context], Awaitable[None]]:
         async def run(update: Update, context: Context) -> None:
             message = update.effective_message
             text = (message.text or message.caption or "") if message else ""
-            outputs = await asyncio.to_thread(desk_of(context).command, who(update), text)
+            outputs = await asyncio.to_thread(desk_of(context).command, who(update, context), text)
             await deliver(update, context, outputs)
 
         await guarded(update, context, f"/{name}", run)
@@ -216,7 +219,7 @@ async def import_cmd(update: Update, context: Context) -> None:
         if document.file_size and document.file_size > MAX_IMPORT_BYTES:
             log.info(
                 "admin %s: import refused: %d bytes, over the limit",
-                who(update).actor,
+                who(update, context).log_name,
                 document.file_size,
             )
             await say(update, context, too_large)
@@ -224,7 +227,7 @@ async def import_cmd(update: Update, context: Context) -> None:
         tg_file = await document.get_file()
         data = bytes(await tg_file.download_as_bytearray())
         outputs = await asyncio.to_thread(
-            desk_of(context).import_document, who(update), document.file_name or "", data
+            desk_of(context).import_document, who(update, context), document.file_name or "", data
         )
         await deliver(update, context, outputs)
 
@@ -239,7 +242,7 @@ async def on_button(update: Update, context: Context) -> None:
 
     async def run(update: Update, context: Context) -> None:
         await update.callback_query.answer()
-        outputs = await asyncio.to_thread(desk_of(context).button, who(update), data)
+        outputs = await asyncio.to_thread(desk_of(context).button, who(update, context), data)
         await deliver(update, context, outputs)
 
     # Only the action is logged on refusal: the rest may be a confirmation token.

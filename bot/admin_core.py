@@ -288,10 +288,17 @@ Output = Reply | Document | SetButtons
 
 @dataclass(frozen=True)
 class Admin:
-    """Who is asking: ``key`` owns pending confirmations; ``actor`` goes in the history."""
+    """Who is asking: ``key`` owns pending confirmations; ``actor`` goes in the history;
+    ``logged`` names them in log lines (the Telegram layer hides the user id there unless
+    ``LOG_USER_IDS`` is on, as for every other log line)."""
 
     key: Hashable
     actor: str
+    logged: str = ""
+
+    @property
+    def log_name(self) -> str:
+        return self.logged or self.actor
 
 
 # -- formatting ----------------------------------------------------------------------------
@@ -909,7 +916,7 @@ class AdminDesk:
             entry, _, _ = self._write(lambda s: s.add(slug, title, actor=who.actor))
         except StoreError as exc:
             return [Reply(NOT_CHANGED.format(reason=e(exc)))]
-        log.info("admin %s added entry %s", who.actor, slug)
+        log.info("admin %s added entry %s", who.log_name, slug)
         return [Reply(ADDED.format(slug=e(entry.slug), title=e(entry.title)))]
 
     def set(self, who: Admin, text: str) -> list[Output]:
@@ -934,7 +941,7 @@ class AdminDesk:
             )
         except StoreError as exc:
             return [Reply(NOT_CHANGED.format(reason=e(exc)) + "\n" + usage)]
-        log.info("admin %s set %s.%s", who.actor, slug, name)
+        log.info("admin %s set %s.%s", who.log_name, slug, name)
         done = SET_DONE.format(
             slug=e(slug),
             field=e(name),
@@ -961,7 +968,7 @@ class AdminDesk:
             )
         except StoreError as exc:
             return [Reply(NOT_CHANGED.format(reason=e(exc)))]
-        log.info("admin %s added an example to %s", who.actor, slug)
+        log.info("admin %s added an example to %s", who.log_name, slug)
         added = after.examples[-1]
         lines = [EXAMPLE_ADDED.format(slug=e(slug), phrase=e(added), n=len(after.examples))]
         lines += self._elsewhere(added, slug)
@@ -987,7 +994,7 @@ class AdminDesk:
             after, _, _ = self._write(lambda s: s.remove_example(slug, phrase, actor=who.actor))
         except StoreError as exc:
             return [Reply(NOT_CHANGED.format(reason=e(exc)))]
-        log.info("admin %s removed an example from %s", who.actor, slug)
+        log.info("admin %s removed an example from %s", who.log_name, slug)
         return [
             Reply(
                 EXAMPLE_REMOVED.format(
@@ -1022,17 +1029,17 @@ class AdminDesk:
         """Preview replacing the knowledge base with a document, and ask to confirm."""
         self.kb.refresh()
         if len(data) > MAX_IMPORT_BYTES:
-            log.info("admin %s: import refused: %d bytes, over the limit", who.actor, len(data))
+            log.info("admin %s: import refused: %d bytes, over the limit", who.log_name, len(data))
             return [Reply(IMPORT_TOO_LARGE.format(limit=MAX_IMPORT_BYTES // 2**20))]
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            log.info("admin %s: import refused: not UTF-8", who.actor)
+            log.info("admin %s: import refused: not UTF-8", who.log_name)
             return [Reply(IMPORT_NOT_UTF8)]
         try:
             entries = parse_document(text)
         except DocumentError as exc:
-            log.info("admin %s: import refused: %s", who.actor, exc)
+            log.info("admin %s: import refused: %s", who.log_name, exc)
             return [Reply(IMPORT_REFUSED.format(reason=e(document_error_zh(str(exc)))))]
         diff = diff_documents(
             [x.to_dict() for x in self.kb.entries()], [x.to_dict() for x in entries]
@@ -1072,7 +1079,7 @@ class AdminDesk:
         change, _, old = self._write(lambda s: s.undo(actor=who.actor))
         if change is None:
             return [Reply(UNDO_NOTHING)]
-        log.info("admin %s undid change #%s", who.actor, change.id)
+        log.info("admin %s undid change #%s", who.log_name, change.id)
         slug = change.slug if change.slug and self.kb.entry(change.slug) else None
         return [self._report(undone_text(change), slug, old, None)]
 
@@ -1087,7 +1094,7 @@ class AdminDesk:
             entry, change_id, _ = self._write(lambda s: s.delete(slug, actor=who.actor))
         except StoreError as exc:
             return [Reply(NOT_CHANGED.format(reason=e(exc)), edit=True)]
-        log.info("admin %s deleted entry %s", who.actor, slug)
+        log.info("admin %s deleted entry %s", who.log_name, slug)
         return [
             Reply(
                 DELETED.format(slug=e(slug), title=e(entry.title)),
@@ -1110,7 +1117,7 @@ class AdminDesk:
             reason = document_error_zh(str(exc)) if isinstance(exc, DocumentError) else str(exc)
             return [Reply(IMPORT_REFUSED.format(reason=e(reason)), edit=True)]
         added, changed, removed = pending.summary
-        log.info("admin %s imported %d entries", who.actor, len(entries))
+        log.info("admin %s imported %d entries", who.log_name, len(entries))
         text = IMPORTED.format(n=len(entries), added=added, changed=changed, removed=removed)
         return [Reply(text, undo_buttons(change_id), edit=True)]
 
@@ -1124,7 +1131,7 @@ class AdminDesk:
             )
         except StoreError:
             return [Reply(UNDO_STALE, edit=True)]
-        log.info("admin %s undid import #%s", who.actor, pending.change_id)
+        log.info("admin %s undid import #%s", who.log_name, pending.change_id)
         return [Reply(undone_text(change), edit=True)]
 
     def _cancel(self, who: Admin, token: str) -> list[Output]:
@@ -1141,7 +1148,7 @@ class AdminDesk:
             )
         except StoreError:
             return [Reply(UNDO_STALE)]
-        log.info("admin %s undid change #%s", who.actor, change_id)
+        log.info("admin %s undid change #%s", who.log_name, change_id)
         slug = change.slug if change.slug and self.kb.entry(change.slug) else None
         return [SetButtons(None), self._report(undone_text(change), slug, old, None)]
 
@@ -1217,7 +1224,7 @@ class AdminDesk:
             (phrase, n, added), change_id, old = self._write(assign)
         except StoreError as exc:
             return [Reply(NOT_CHANGED.format(reason=e(exc)))]
-        log.info("admin %s assigned %d questions to %s", who.actor, n, slug)
+        log.info("admin %s assigned %d questions to %s", who.log_name, n, slug)
         text = (ASSIGNED if added else ASSIGNED_KNOWN).format(
             n=n, slug=e(slug), phrase=short(phrase)
         )
@@ -1236,7 +1243,7 @@ class AdminDesk:
         if question is None or question["assigned"]:
             return [Reply(NOT_CHANGED.format(reason="这组问题已经处理过了"))]
         n = store.dismiss_questions([qid, *self._unmatched_group_of(store, qid)])
-        log.info("admin %s dismissed %d unmatched questions", who.actor, n)
+        log.info("admin %s dismissed %d unmatched questions", who.log_name, n)
         return [
             *self.unmatched(who, edit=True),
             Reply(UNMATCHED_DISMISSED.format(n=n, phrase=short(question["text"], 30))),
@@ -1352,7 +1359,7 @@ class AdminDesk:
             )
         except StoreError as exc:
             return [Reply(NOT_CHANGED.format(reason=e(exc)))]
-        log.info("admin %s accepted %d suggestions for %s", who.actor, len(ids), slug)
+        log.info("admin %s accepted %d suggestions for %s", who.log_name, len(ids), slug)
         if after is None:
             done = Reply(REVIEW_KNOWN.format(phrase=short(phrase), slug=e(slug), n=len(ids)))
         else:
@@ -1389,7 +1396,7 @@ class AdminDesk:
         if not group:
             return [Reply(REVIEW_GONE)]
         n = self.kb.store.dismiss_suggestions([r["id"] for r in group])
-        log.info("admin %s dismissed %d suggestions", who.actor, n)
+        log.info("admin %s dismissed %d suggestions", who.log_name, n)
         return [
             *self.review(who, edit=True),
             Reply(REVIEW_DISMISSED.format(n=n, phrase=short(group[0]["question"], 30))),

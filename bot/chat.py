@@ -80,6 +80,12 @@ def admin_command(desk: AdminDesk, who: Admin, text: str, out: TextIO) -> list[R
         return [Reply(texts.CHAT_IMPORT_USAGE)]
     try:
         data = Path(name).expanduser().read_bytes()
+    except FileNotFoundError:
+        return [Reply(texts.CHAT_IMPORT_UNREADABLE.format(path=name, reason="找不到这个文件"))]
+    except IsADirectoryError:
+        return [Reply(texts.CHAT_IMPORT_UNREADABLE.format(path=name, reason="这是一个目录"))]
+    except PermissionError:
+        return [Reply(texts.CHAT_IMPORT_UNREADABLE.format(path=name, reason="没有读取权限"))]
     except OSError as exc:
         return [Reply(texts.CHAT_IMPORT_UNREADABLE.format(path=name, reason=exc.strerror or exc))]
     return admin_outputs(desk.import_document(who, Path(name).name, data), out)

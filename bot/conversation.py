@@ -54,7 +54,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot import texts
 from bot.plaindata import Codecs, PlainDataError, from_plain, to_plain
@@ -79,7 +79,7 @@ from knowledge.diagnosis import (
 from knowledge.entries import CAUSE_SLUGS, SLUG_RE, Entry
 from knowledge.followups import FollowUps, load_followups
 from knowledge.matcher import Match
-from knowledge.privacy import mask
+from knowledge.privacy import PLACEHOLDER_RE, mask
 from knowledge.store import RETENTION_DAYS, StoreError
 from knowledge.text import normalise_basic
 
@@ -115,6 +115,10 @@ STOPPED_CONTEXT = "借呗用不了了，"
 # always is.
 CLEAR_REDIRECT = 75.0
 SCAM_SLUG = "scam_warning"
+# A message with the lexicon's SCAM concept (a fee, a transfer, a code, a stranger's offer)
+# gets the scam warning when it is this close to the best candidate (and no cause won).
+SCAM_CONCEPT = "SCAM"
+SCAM_GAP = 20.0
 FOLLOW_UP_CUES = (
     "怎么办", "咋办", "怎么弄", "咋弄", "咋整", "怎么搞", "怎么解决", "如何解决", "怎么处理",
     "怎么做", "咋做", "多久", "多长时间", "几天", "什么时候", "啥时候", "恢复", "还能", "能开通",
@@ -592,7 +596,11 @@ class Conversation:
             state = self._state(chat_id)
             if not state.rejected:
                 return [Reply(texts.CAUSES, [*self._cause_rows(state), [_diagnose_button()]])]
-            return [self._remaining(state)]
+            rows = self._cause_rows(state)
+            if not rows:
+                return [self._remaining(state)]
+            text = texts.CAUSES_LEFT.format(n=len(self.kb.causes()) - len(rows))
+            return [Reply(text, [*rows, [_diagnose_button()]])]
 
     def command(self, chat_id: Hashable, text: str) -> list[Reply]:
         """A command typed as text (``/start``, ``/help``, ``/causes``, ``/diagnose``,
@@ -667,12 +675,20 @@ class Conversation:
     def on_text(self, chat_id: Hashable, text: str) -> list[Reply]:
         """A message from the user: answer it (in the user's script), and log the question
         (masked)."""
-        text = mask(text.strip())
+        raw = text.strip()
+        text = mask(raw)
         script = detect_script(text)
         if script is not None:
             with self._lock:
                 self._state(chat_id).script = None if script == SIMPLIFIED else script
-        return self._in_script(chat_id, self._on_text(chat_id, text))
+        replies = self._on_text(chat_id, text)
+        if replies and PLACEHOLDER_RE.search(text) and not PLACEHOLDER_RE.search(raw):
+            # The user typed a personal number "so you can check": say once, above the
+            # answer, that the bot cannot look anything up and that numbers are not needed.
+            first = replies[0]
+            note = esc(texts.NUMBERS_NOT_NEEDED)
+            replies = [replace(first, text_html=f"{note}\n\n{first.text_html}"), *replies[1:]]
+        return self._in_script(chat_id, replies)
 
     def _on_text(self, chat_id: Hashable, text: str) -> list[Reply]:
         if not text:
@@ -680,6 +696,7 @@ class Conversation:
         if text.startswith("/"):
             return self._command(chat_id, text)
         bare = _PUNCTUATION.sub("", normalise_basic(text)) or text
+        rejected: tuple[list[Reply], _Answered | None] | None = None
         with self._lock:
             state = self._state(chat_id)
             typed = TYPED_ANSWERS.get(bare)
@@ -687,9 +704,18 @@ class Conversation:
                 return self._answer(state, state.session, typed, edit=False)
             rejection = _typed_rejection(bare)
             if rejection is not None:
+                last = state.last_cause if rejection != "all" else None
+                answered = next(
+                    (a for a in reversed(state.answers.values()) if last and a.slug == last), None
+                )
                 replies = self._typed_rejection(state, rejection == "all")
                 if replies is not None:
-                    return replies
+                    rejected = (replies, self._correcting(answered))
+        if rejected is not None:
+            replies, answered = rejected
+            if answered is not None:  # typed "这不是我的情况": as the button
+                self._record_not_mine(chat_id, answered)
+            return replies
         match = self.kb.match(text)
         with self._lock:
             state = self._state(chat_id)
@@ -758,6 +784,11 @@ class Conversation:
                 state.choice = (text, match.intent, tuple(offered), self.clock())
                 rows += [[_causes_button()], [_diagnose_button()]]
                 return [Reply(texts.AMBIGUOUS, rows, match.intent, match.score)], match.intent
+        if (entry is None or not entry.is_cause) and SCAM_CONCEPT in match.tokens:
+            # Safety first: words of a fee offer, and the warning close behind what won.
+            scam = next((c for c in match.candidates if c.slug == SCAM_SLUG), None)
+            if scam is not None and match.score - scam.score <= SCAM_GAP:
+                entry = self.kb.entry(SCAM_SLUG) or entry
         product = self._other_product(folded, entry)
         if product is not None:
             logged = entry.slug if entry is not None else None
@@ -885,17 +916,28 @@ class Conversation:
         with self._lock:
             state = self._state(chat_id)
             answered = state.answered(ref, slug)
-            record = answered is not None and bool(answered.question) and not answered.corrected
-            if record:
-                answered.corrected = True
+            correcting = self._correcting(answered)
             self._reject(state, [slug])
             reply = self._remaining(state, answered.others if answered else ())
-        if record:
-            suggestion = self._suggest("not_mine", answered.question, slug, None, chat_id)
-            if suggestion is not None:
-                with self._lock:
-                    self._state(chat_id).correction = (suggestion, self.clock())
+        if correcting is not None:
+            self._record_not_mine(chat_id, correcting)
         return [reply]
+
+    @staticmethod
+    def _correcting(answered: _Answered | None) -> _Answered | None:
+        """The answer a "这不是我的情况" corrects, marked, if it is to be recorded (an answer
+        to a question, not recorded before); caller holds the lock."""
+        if answered is None or not answered.question or answered.corrected:
+            return None
+        answered.corrected = True
+        return answered
+
+    def _record_not_mine(self, chat_id: Hashable, answered: _Answered) -> None:
+        """A suggestion for /review; where the user goes next fills it in."""
+        suggestion = self._suggest("not_mine", answered.question, answered.slug, None, chat_id)
+        if suggestion is not None:
+            with self._lock:
+                self._state(chat_id).correction = (suggestion, self.clock())
 
     def _feedback(self, chat_id: Hashable, ref: str, helpful: bool, slug: str) -> list[Reply]:
         if not SLUG_RE.match(slug) or self.kb.entry(slug) is None:

@@ -580,7 +580,9 @@ async def test_import_refusals_change_nothing(h, kb, store, content, reason, cap
     caplog.set_level(logging.INFO)
     calls = await h.send_document(ADMIN, content, caption="/import")
     assert reason in texts(calls)
-    assert f"admin tg:{ADMIN}: import refused" in caplog.text  # who did what, for the operator
+    # Who did what, for the operator; the admin's id only with LOG_USER_IDS.
+    assert "admin (id hidden): import refused" in caplog.text
+    assert str(ADMIN) not in caplog.text
     assert not [b for c in calls for b in buttons(c)]
     assert store.export() == before
     assert kb.matcher is matcher
@@ -773,6 +775,19 @@ async def test_a_refusal_names_the_user_only_with_log_user_ids(app, h, caplog):
     assert f"from user {OTHER}" in caplog.text
 
 
+async def test_an_admins_edits_name_them_in_the_log_only_with_log_user_ids(app, h, store, caplog):
+    with caplog.at_level(logging.INFO, logger="bot.admin_core"):
+        await h.send(ADMIN, "/add logged1 第一条")
+    assert "admin (id hidden) added entry logged1" in caplog.text
+    assert str(ADMIN) not in caplog.text
+    assert store.history()[0].actor == f"tg:{ADMIN}"  # the history still says who
+    caplog.clear()
+    app.bot_data["settings"] = Settings(admin_ids=frozenset({ADMIN}), log_user_ids=True)
+    with caplog.at_level(logging.INFO, logger="bot.admin_core"):
+        await h.send(ADMIN, "/add logged2 第二条")
+    assert f"admin tg:{ADMIN} added entry logged2" in caplog.text
+
+
 @pytest.mark.parametrize("command", ["/entries", "/delete closed", "/add new1 新条目"])
 async def test_admins_are_refused_in_groups(h, store, command):
     before = store.export()
@@ -797,6 +812,12 @@ async def test_import_document_from_non_admin_is_refused(h, store):
         "a:as:{question}:risk",
         "a:imp:{token}",
         "a:no:{token}",
+        "a:und:{token}",
+        "a:ud:{question}",
+        "a:ra:{suggestion}",
+        "a:rp:{suggestion}",
+        "a:rt:{suggestion}:risk",
+        "a:rd:{suggestion}",
         "a:whatever",
     ],
 )
@@ -805,7 +826,10 @@ async def test_forged_callbacks_from_non_admins_are_refused(h, store, caplog, fo
     calls = await h.send(ADMIN, "/delete closed")
     token = callback(calls, "a:del:").split(":")[2]
     await h.send(ADMIN, "/example closed 账号异常借呗用不了")
-    data = forged.format(token=token, change=store.history(limit=1)[0].id, question=qid)
+    sid = store.add_suggestion("not_mine", "号被封了借呗没了", "closed", "risk", "5")
+    data = forged.format(
+        token=token, change=store.history(limit=1)[0].id, question=qid, suggestion=sid
+    )
     before, history = store.export(), store.history(limit=100)
     msg = {**h.last_message(ADMIN), "chat": {"id": OTHER, "type": "private"}}
     with caplog.at_level(logging.WARNING, logger="bot.admin"):
@@ -820,6 +844,7 @@ async def test_forged_callbacks_from_non_admins_are_refused(h, store, caplog, fo
     assert [c.method for c in calls] == ["answerCallbackQuery"]
     assert store.export() == before and store.history(limit=100) == history
     assert store.question(qid)["assigned"] is None
+    assert store.suggestion(sid)["status"] == "open"
     assert "refused admin command a:" in caplog.text
     assert str(OTHER) not in caplog.text and token not in caplog.text
     # the admin's own confirmation still works

@@ -171,3 +171,25 @@ def test_kb_prune_deletes_what_is_older_than_the_retention_period(env, monkeypat
     monkeypatch.setenv("QUESTION_RETENTION_DAYS", "zero")
     bad = CliRunner().invoke(cli, ["kb", "prune"])
     assert bad.exit_code == 1 and "QUESTION_RETENTION_DAYS" in bad.stderr
+
+
+def test_chat_admin_exports_and_imports_files_and_asks_before_replacing(env):
+    out = invoke(["chat", "--admin"], "/export\n").stdout
+    [exported] = list(env.glob("jiebei-kb-*.json"))
+    assert f"已导出到 {exported}" in out
+    assert "文件与当前知识库相同" in invoke(["chat", "--admin"], f"/import {exported}\n").stdout
+    assert "找不到这个文件" in invoke(["chat", "--admin"], "/import nowhere.json\n").stdout
+    doc = json.loads(exported.read_text("utf-8"))
+    doc["entries"][0]["title"] = "改过的标题"
+    changed = env / "changed.json"
+    changed.write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+    out = invoke(["chat", "--admin"], f"/import {changed}\n/entries\n").stdout
+    assert "导入预览" in out and "[1] 确认导入" in out and "改过的标题" not in out
+    out = invoke(["chat", "--admin"], f"/import {changed}\n1\n/entries\n").stdout
+    assert "已导入" in out and "改过的标题" in out.split("已导入", 1)[1]
+    assert "整体导入" in invoke(["chat", "--admin"], "/undo\n").stdout  # asks first
+
+
+def test_chat_without_admin_knows_no_admin_commands(env):
+    out = invoke(["chat"], "/entries\n/review\n").stdout
+    assert out.count(texts.UNKNOWN_COMMAND) == 2 and "待审核" not in out

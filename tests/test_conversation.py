@@ -586,6 +586,7 @@ def test_three_rejections_in_a_row_never_offer_a_rejected_cause_again(conv, kb):
     [listing] = conv.on_button(41, "u:c")
     assert not set(cause_buttons(listing)) & set(rejected)
     assert len(cause_buttons(listing)) == 11 - 3
+    assert listing.text_html == texts.CAUSES_LEFT.format(n=3)
 
 
 @pytest.mark.parametrize(
@@ -648,6 +649,25 @@ def test_a_fee_to_restore_jiebei_gets_a_clear_safety_warning(conv, question):
     for words in ("诈骗", "转账", "验证码", "屏幕共享", "官方渠道"):
         assert (to_script(Reply(words), "tw").text_html if traditional else words) in text
     assert datas(reply) == ["u:c", "u:ds"]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "有人私聊我说花点钱能把被关的借呗重新打开",
+        "有个老乡说他认识蚂蚁的人，给点好处费就能让借呗恢复",
+        "我妈接了个电话 对方说她借呗要注销不然影响征信 让她转钱",
+        "一个陌生号码打来说他们是官方的，能帮我把借呗的额度找回来，但要先缴纳一笔费用",
+    ],
+)
+def test_more_fee_offers_in_other_words_get_the_warning(conv, question):
+    [reply] = conv.on_text(52, question)
+    assert reply.intent == "scam_warning"
+
+
+def test_a_cause_that_mentions_a_transfer_is_still_that_cause(conv):
+    [reply] = conv.on_text(53, "借呗借的钱我转账给朋友拿去炒股了，然后借呗就被关了")
+    assert reply.intent == "misuse"
 
 
 # -- the user's script ----------------------------------------------------------------------

@@ -17,6 +17,7 @@ from bot import texts
 from bot.app import (
     build_application,
     build_keyboard,
+    check_webhook,
     post_init,
     post_shutdown,
     refresh_once,
@@ -24,6 +25,7 @@ from bot.app import (
 )
 from bot.config import Settings
 from bot.conversation import Conversation
+from bot.health import BotApiMonitor
 from bot.render import MAX_MESSAGE_CHARS, Button, Reply
 from knowledge.store import Store
 from tests.tgfake import BOT_ID, BOT_USERNAME, TOKEN, Harness, RecordingRequest, buttons
@@ -483,3 +485,45 @@ async def test_an_unmatched_question_logs_its_best_candidate_and_score(h, caplog
     assert best is not None, line
     assert h.app.bot_data["kb"].entry(best.group(1)) is not None
     assert 0 < float(best.group(2)) <= 100
+
+
+async def test_the_webhook_check_tells_undeliverable_updates_from_a_quiet_bot(kb):
+    """Webhook mode's heartbeat: getWebhookInfo without a delivery problem counts as hearing
+    from Telegram; updates waiting behind a delivery error newer than the last webhook call
+    do not, and say why."""
+    request = RecordingRequest()
+    monitor = BotApiMonitor("webhook")
+    app = build_application(
+        make_settings(),
+        kb,
+        request=request,
+        get_updates_request=RecordingRequest(),
+        monitor=monitor,
+    )
+    info = {"url": "https://bot.example.test/hook", "has_custom_certificate": False}
+    failing = {
+        **info,
+        "pending_update_count": 3,
+        "last_error_date": int(monitor.started) + 1,
+        "last_error_message": "Connection refused",
+    }
+    request.fail["getWebhookInfo"] = [
+        (200, {"ok": True, "result": {**info, "pending_update_count": 0}}),
+        (200, {"ok": True, "result": failing}),
+        (200, {"ok": True, "result": failing}),
+    ]
+    await app.initialize()
+    try:
+        await check_webhook(app)  # quiet, but Telegram can deliver
+        assert monitor.last_ok is not None and monitor.failures == 0
+        heard = monitor.last_ok
+        await check_webhook(app)  # three updates stuck behind a delivery error
+        assert monitor.last_ok == heard and monitor.failures == 1
+        assert "Telegram cannot deliver updates: Connection refused (3 waiting)" in str(
+            monitor.last_error
+        )
+        app.bot_data["last_webhook_call"] = monitor.started + 2  # a call came in since
+        await check_webhook(app)
+        assert monitor.failures == 0 and monitor.last_ok >= heard
+    finally:
+        await app.shutdown()

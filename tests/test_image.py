@@ -4,7 +4,8 @@ docker can build; skipped, saying why, everywhere else (the default CI run inclu
 It builds the image from a copy of the build context, runs ``health`` and ``ask`` in it, checks
 the runtime virtual environment has no pip, that a root-owned host folder bind-mounted on
 /data gets a clear message, then changes a source file, rebuilds, and finds the change in
-the new image with the dependency layers taken from the cache. The image size is printed
+the new image with the dependency layers taken from the cache; and that a C extension that
+does not compile stops the build with the compiler's error. The image size is printed
 (``pytest -s``) and kept in the test report.
 
     JIEBEI_IMAGE_TEST=1 .venv/bin/python -m pytest -q -s tests/test_image.py
@@ -77,13 +78,13 @@ def built(tmp_path) -> Iterator[tuple[str, str, Path]]:
         run([exe, "rmi", "--force", tag])
 
 
-def build(exe: str, tag: str, context: Path) -> str:
+def build(exe: str, tag: str, context: Path, *, ok: bool = True) -> str:
     args = [exe, "build", "--tag", tag]
     if Path(exe).name == "podman":
         args += ["--format", "docker"]  # keeps HEALTHCHECK (OCI images have none)
     result = run([*args, str(context)], timeout=1800)
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
+    assert (result.returncode == 0) == ok, output[-5000:]
     return output
 
 
@@ -149,3 +150,11 @@ def test_the_image_answers_and_a_source_change_reaches_the_rebuilt_image(built, 
     after = in_image(exe, tag, "jiebei-bot", "ask", "")
     assert after.returncode == 0, after.stderr
     assert MARK in after.stdout, after.stdout
+
+    # A C extension that does not compile stops the build in the builder, with the
+    # compiler's own error in the output (not later, as a missing module).
+    scan = context / "knowledge" / "_scan.c"
+    scan.write_text(scan.read_text("utf-8") + "\n#error scan deliberately broken\n", "utf-8")
+    broken = build(exe, f"{tag}-broken", context, ok=False)
+    assert "#error scan deliberately broken" in broken, broken[-5000:]
+    assert "No module named" not in broken, broken[-5000:]

@@ -271,3 +271,16 @@ def test_the_forget_reply_is_in_the_script_the_user_writes(kb):
     assert "刪除" in prompt.text_html
     [done] = conv.on_button(8, prompt.button_list()[0].data)
     assert "已刪除" in done.text_html and "提問 1 條" in done.text_html
+
+
+def test_a_user_who_types_a_number_is_told_it_is_not_needed_once_above_the_answer(kb):
+    conv = Conversation(kb)
+    note = texts.NUMBERS_NOT_NEEDED
+    [reply] = conv.on_text(8, f"我手机号{MOBILE_NO}，花呗逾期了几天借呗就关了")
+    assert reply.text_html.startswith(note[:10])
+    assert reply.intent == "huabei_overdue"  # the answer is still there, under the note
+    [plain] = conv.on_text(9, "花呗逾期了几天借呗就关了")
+    assert note[:10] not in plain.text_html and plain.intent == "huabei_overdue"
+    # A placeholder typed as such is no number given.
+    [typed] = conv.on_text(9, f"花呗逾期了几天借呗就关了{MOBILE}")
+    assert note[:10] not in typed.text_html

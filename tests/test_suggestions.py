@@ -82,6 +82,20 @@ def test_pressing_not_mine_twice_records_once(conv, kb):
     assert len(rows(kb)) == 1
 
 
+def test_typing_not_mine_records_it_as_the_button_does(conv, kb):
+    [answer] = conv.on_text(22, QUESTION)
+    [others] = conv.on_text(22, "这不是我的情况")
+    offered = entry_buttons(others)
+    assert offered and answer.intent not in offered
+    conv.on_button(22, f"u:e:{offered[0]}")
+    [row] = rows(kb)
+    assert (row["kind"], row["question"], row["answered"], row["went_to"]) == (
+        "not_mine", QUESTION, answer.intent, offered[0],
+    )  # fmt: skip
+    conv.on_text(22, "这不是我的情况")  # about the entry opened: no question asked for it
+    assert len(rows(kb)) == 1
+
+
 def test_an_entry_opened_too_late_is_not_where_the_user_went(conv, kb, clock):
     _, offered = not_mine(conv, 7)
     clock.now += CORRECTION_TTL + 1
