@@ -40,6 +40,8 @@ try:  # the character n-gram lookup, compiled (knowledge/_scan.c); optional, see
     from knowledge import _scan
 except ImportError:  # pragma: no cover - only without a C compiler at install time
     _scan = None
+if _scan is not None and not hasattr(_scan, "nb_scores"):  # pragma: no cover
+    _scan = None  # built before the model's functions existed: reinstall to rebuild it
 
 ALPHA = 0.3  # additive smoothing of the counts
 MAX_SHARE = 0.5  # features in more entries than this share are dropped (when >= 8 entries)
