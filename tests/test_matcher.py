@@ -300,6 +300,25 @@ def test_the_users_own_closing_is_not_the_floor(matcher, text):
     assert m.intent is None or matcher.entries[m.intent].kind not in ("cause", "overview")
 
 
-def test_a_complaint_is_the_providers_doing(matcher):
-    tokens = matcher.pipeline.tokens("谁让你们关我借呗的")
-    assert "STOPPED" in tokens and "SELF_CLOSE" not in tokens
+@pytest.mark.parametrize(
+    "text",
+    [
+        "谁让你们关我借呗的",
+        # asking why it was closed: the provider's doing, whatever the verb
+        "凭啥要注销掉我的借呗",
+        "你们为什么取消我借呗",
+        "借呗给我停了到底是啥原因",
+        # someone else did it to the user
+        "支付宝把我关了借呗",
+    ],
+)
+def test_a_complaint_is_the_providers_doing(matcher, text):
+    tokens = matcher.pipeline.tokens(text)
+    assert "STOPPED" in tokens and "SELF_CLOSE" not in tokens, tokens
+    m = matcher.match(text)
+    assert kind_of(matcher, m.intent) in ("cause", "overview"), m.candidates
+
+
+@pytest.mark.parametrize("text", ["我想知道怎么注销借呗", "为什么我想关闭借呗却找不到入口"])
+def test_a_wish_to_close_stays_ones_own_even_asking_why(matcher, text):
+    assert "SELF_CLOSE" in matcher.pipeline.tokens(text)
