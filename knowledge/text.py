@@ -210,10 +210,10 @@ class TextPipeline:
         clause_start = 0  # len(out) at the last pause
         both = False  # "借呗花呗都…": the stop is about every product named
         prev = ""  # the word before this one, in this clause
-        earlier = ""  # the word before ``before``
+        before = earlier = ""  # the word before this one's, and the one before that
         wished = False  # a wish said in the words (想关闭, 想要, 打算)
         for word in words:
-            earlier, before, prev = before if prev else "", prev, word
+            earlier, before, prev = (before if prev else ""), prev, word
             if word == " ":
                 prev = ""
                 close()
