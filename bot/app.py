@@ -497,7 +497,8 @@ async def post_init(app: Application) -> None:
         try:
             await app.bot.set_my_commands(admin_commands, scope=BotCommandScopeChat(admin_id))
         except TelegramError as exc:  # e.g. the admin never opened a chat with the bot
-            log.warning("could not set the admin command menu for %s: %s", admin_id, exc)
+            who = f"admin {admin_id}" if settings.log_user_ids else "an admin"
+            log.warning("could not set the admin command menu for %s: %s", who, exc)
     app.bot_data["refresh_task"] = asyncio.create_task(_refresh_loop(app))
     monitor: BotApiMonitor | None = app.bot_data.get("monitor")
     if monitor is not None and monitor.mode == "webhook":

@@ -104,6 +104,25 @@ async def test_post_init_sets_command_menus_and_starts_refreshing(h):
     assert "refresh_task" not in h.app.bot_data
 
 
+async def test_a_failed_admin_menu_names_the_admin_only_with_log_user_ids(h, caplog):
+    ok = (200, {"ok": True, "result": True})
+    refused = (400, {"ok": False, "description": "Bad Request: chat not found"})
+    h.request.fail["setMyCommands"] = [ok, refused]
+    with caplog.at_level(logging.WARNING, logger="bot.app"):
+        await post_init(h.app)
+        await post_shutdown(h.app)
+    [line] = [r.getMessage() for r in caplog.records if "admin command menu" in r.getMessage()]
+    assert "an admin" in line and str(ADMIN) not in line
+    caplog.clear()
+    h.app.bot_data["settings"] = make_settings(log_user_ids=True)
+    h.request.fail["setMyCommands"] = [ok, refused]
+    with caplog.at_level(logging.WARNING, logger="bot.app"):
+        await post_init(h.app)
+        await post_shutdown(h.app)
+    [line] = [r.getMessage() for r in caplog.records if "admin command menu" in r.getMessage()]
+    assert f"admin {ADMIN}" in line
+
+
 async def test_edits_from_another_process_are_picked_up(h, kb):
     assert not await refresh_once(kb)
     other = Store(kb.store.path)  # as the `jiebei-bot kb` CLI would
