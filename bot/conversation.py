@@ -38,9 +38,11 @@ admin module):
 
 Methods are thread-safe. ``on_text`` and the commands work in memory (the question is
 queued for a batched write, see ``on_full_batch``); ``on_button`` may write feedback and
-suggestions to SQLite in the calling thread, and so may ``on_text`` when a reworded question
-records a suggestion (rare, one small row). The Telegram front end calls ``on_button`` from a
-worker thread and the others on its event loop.
+suggestions to SQLite in the calling thread, and so may ``on_text`` when a typed "这不是我的
+情况", a reworded question or a typed diagnosis answer records a suggestion (rare, one small
+row) - unless ``defer_writes`` is set: then those writes wait for ``write_pending``. The
+Telegram front end calls ``on_button`` and ``write_pending`` from a worker thread and the
+others on its event loop, so the event loop never waits on SQLite.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from bot import texts
 from bot.plaindata import Codecs, PlainDataError, from_plain, to_plain
@@ -296,6 +299,7 @@ class Conversation:
         on_full_batch: Callable[[], None] | None = None,
         persist: bool = False,
         retention_days: int = RETENTION_DAYS,
+        defer_writes: bool = False,
     ) -> None:
         self.kb = kb
         self.store_writes = store_writes
@@ -312,6 +316,9 @@ class Conversation:
         self.retention_days = retention_days
         self._dirty: set[Hashable] = set()  # chats whose state changed since the last flush
         self._persist_lock = threading.Lock()  # one flush or forget at a time
+        self.defer_writes = defer_writes
+        # Store writes waiting for write_pending: (the chat's state then, the write).
+        self._writes: list[tuple[_ChatState, Callable[[], object]]] = []
         self._codecs: Codecs = {Diagnosis: (self._diagnosis_plain, self._diagnosis_back)}
         self._empty_state = to_plain(_ChatState(seen=0.0), self._codecs)
         if self.persist:
@@ -418,6 +425,28 @@ class Conversation:
         return restored
 
     # -- store writes ---------------------------------------------------------------------
+
+    def _store_write(self, state: _ChatState, write: Callable[[], object]) -> None:
+        """A write that answering asks for (a suggestion, where a user went): now, or with
+        ``defer_writes`` at the next ``write_pending``."""
+        if not self.defer_writes:
+            write()
+            return
+        with self._lock:
+            self._writes.append((state, write))
+
+    def writes_pending(self) -> bool:
+        """Whether ``write_pending`` has anything to write."""
+        return bool(self._writes)
+
+    def write_pending(self) -> int:
+        """Do the writes ``defer_writes`` held back, in order (call it off the event loop);
+        returns how many."""
+        with self._lock:
+            writes, self._writes = self._writes, []
+        for _, write in writes:
+            write()
+        return len(writes)
 
     def _log_question(self, chat_id: Hashable, text: str, intent: str | None, score: float) -> None:
         if not self.store_writes:
@@ -714,7 +743,7 @@ class Conversation:
         if rejected is not None:
             replies, answered = rejected
             if answered is not None:  # typed "这不是我的情况": as the button
-                self._record_not_mine(chat_id, answered)
+                self._store_write(state, partial(self._record_not_mine, chat_id, answered))
             return replies
         match = self.kb.match(text)
         with self._lock:
@@ -726,9 +755,10 @@ class Conversation:
         self._log_question(chat_id, text, logged, match.score)
         if reworded is not None and logged is not None:
             if correction is not None:  # "这不是我的情况", then asked again: that is where
-                self._went_to(correction, logged)
+                self._store_write(state, partial(self._went_to, correction, logged))
             else:
-                self._suggest("rephrase", reworded[0], reworded[1], logged, chat_id)
+                suggest = partial(self._suggest, "rephrase", *reworded, logged, chat_id)
+                self._store_write(state, suggest)
         return replies
 
     def _reworded(
@@ -1002,9 +1032,12 @@ class Conversation:
                     for key in self._chats
                     if key == chat_id or (private and isinstance(key, tuple) and key[-1] == chat_id)
                 ]
+                states = [self._chats[key] for key in gone]
                 for key in gone:
                     del self._chats[key]
                     self._dirty.discard(key)
+                # Writes held back for these chats are never done.
+                self._writes = [w for w in self._writes if not any(w[0] is s for s in states)]
             if not self.store_writes:
                 return {}
             return self.kb.store.forget(chat_key(chat_id), groups_of_user=private)
@@ -1116,8 +1149,8 @@ class Conversation:
                 shown += unasked[:2]
             state.last_cause = top.slug
             correction = self._take_correction(state)
-            if correction is not None:  # a small write, while the chat's lock is held
-                self._went_to(correction, top.slug)
+            if correction is not None:  # a small write (under the chat's lock, unless deferred)
+                self._store_write(state, partial(self._went_to, correction, top.slug))
         elif v.kind == "several":
             lines = [texts.DIAG_TITLE_LINE.format(title=t) for t in self._titles(v.causes)]
             titles = "\n".join(lines)
