@@ -192,13 +192,39 @@ def test_retention_deletes_questions_and_feedback_older_than_the_limit(tmp_path,
         store.db.execute(
             "UPDATE feedback SET at = ? WHERE id = (SELECT MAX(id) FROM feedback)", [at]
         )
-    assert store.prune(180, now=clock[0]) == {"questions": 1, "feedback": 1, "suggestions": 0}
+    assert store.prune(180, now=clock[0]) == {
+        "questions": 1,
+        "feedback": 1,
+        "suggestions": 0,
+        "chat_state": 0,
+    }
     assert [r["text"] for r in store.db.query("SELECT text FROM questions")] == ["新问题"]
     assert [r["at"] for r in store.db.query("SELECT at FROM feedback")] == [recent]
-    assert store.prune(180, now=clock[0]) == {"questions": 0, "feedback": 0, "suggestions": 0}
-    assert store.prune(1, now=clock[0]) == {"questions": 1, "feedback": 1, "suggestions": 0}
+    assert store.prune(180, now=clock[0]) == {
+        "questions": 0,
+        "feedback": 0,
+        "suggestions": 0,
+        "chat_state": 0,
+    }
+    assert store.prune(1, now=clock[0]) == {
+        "questions": 1,
+        "feedback": 1,
+        "suggestions": 0,
+        "chat_state": 0,
+    }
     assert b"\xe8\x80\x81\xe9\x97\xae\xe9\xa2\x98" not in _raw_bytes(store.path)  # "老问题"
     kb.store.close()
+
+
+def test_retention_deletes_conversation_states_a_stopped_bot_left_behind(tmp_path):
+    store = Store(tmp_path / "kb.db")
+    now = 1_000_000_000.0
+    store.save_states(
+        [("7", now - 181 * DAY, '{"last_cause":"misuse"}'), ("8", now - DAY, '{"x":1}')]
+    )
+    assert store.prune(180, now=now)["chat_state"] == 1
+    assert [r[0] for r in store.db.execute("SELECT chat FROM chat_state")] == ["8"]
+    store.close()
 
 
 def test_forget_deletes_the_rows_of_that_chat_only(kb):
