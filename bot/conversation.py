@@ -1015,8 +1015,13 @@ class Conversation:
         if not confirmed:
             return [Reply(texts.FORGET_CANCELLED, edit=True)]
         script = state.script  # the last thing about the user: the reply is in their script
-        deleted = self.forget_now(chat_id)
-        done = Reply(texts.forget_done(deleted, self.retention_days), edit=True)
+        try:
+            deleted = self.forget_now(chat_id)
+        except (StoreError, sqlite3.Error):  # the store is busy or broken: say so, not "done"
+            log.warning("could not delete a chat's stored rows", exc_info=True)
+            done = Reply(texts.FORGET_FAILED, edit=True)
+        else:
+            done = Reply(texts.forget_done(deleted, self.retention_days), edit=True)
         return [done if script is None else to_script(done, script)]
 
     def forget_now(self, chat_id: Hashable) -> dict[str, int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sqlite3
 
 import pytest
 from hypothesis import given, settings
@@ -262,6 +263,24 @@ def test_forget_deletes_the_rows_of_that_chat_only(kb):
     assert set(rows("chat_state")) == {"6"}
     assert conv.on_text(5, "那怎么办")[0].intent != "huabei_overdue"  # the state went too
     assert conv.on_button(5, yes.data)[0].text_html == texts.STALE_BUTTON  # used up
+
+
+def test_a_forget_the_store_cannot_do_says_so_and_can_be_asked_again(kb, monkeypatch):
+    conv = Conversation(kb)
+    conv.on_text(9, "借呗突然用不了了")
+    [prompt] = conv.command(9, "/forget")
+
+    def locked(*args, **kw):
+        raise sqlite3.OperationalError("database is locked")
+
+    with monkeypatch.context() as m:
+        m.setattr(kb.store, "forget", locked)
+        [failed] = conv.on_button(9, prompt.button_list()[0].data)
+    assert failed.edit and failed.text_html == texts.FORGET_FAILED
+    [prompt] = conv.command(9, "/forget")
+    [done] = conv.on_button(9, prompt.button_list()[0].data)
+    assert "提问 1 条" in done.text_html
+    assert kb.store.db.execute("SELECT COUNT(*) FROM questions").fetchone()[0] == 0
 
 
 def test_forget_can_be_cancelled(kb):
