@@ -743,7 +743,8 @@ class Conversation:
         if rejected is not None:
             replies, answered = rejected
             if answered is not None:  # typed "这不是我的情况": as the button
-                self._store_write(state, partial(self._record_not_mine, chat_id, answered))
+                record = partial(self._record_correction, "not_mine", chat_id, answered)
+                self._store_write(state, record)
             return replies
         match = self.kb.match(text)
         with self._lock:
@@ -950,7 +951,7 @@ class Conversation:
             self._reject(state, [slug])
             reply = self._remaining(state, answered.others if answered else ())
         if correcting is not None:
-            self._record_not_mine(chat_id, correcting)
+            self._record_correction("not_mine", chat_id, correcting)
         return [reply]
 
     @staticmethod
@@ -962,9 +963,10 @@ class Conversation:
         answered.corrected = True
         return answered
 
-    def _record_not_mine(self, chat_id: Hashable, answered: _Answered) -> None:
-        """A suggestion for /review; where the user goes next fills it in."""
-        suggestion = self._suggest("not_mine", answered.question, answered.slug, None, chat_id)
+    def _record_correction(self, kind: str, chat_id: Hashable, answered: _Answered) -> None:
+        """A suggestion for /review ("not_mine" or "unhelpful" on ``answered``); where the
+        user goes next fills it in."""
+        suggestion = self._suggest(kind, answered.question, answered.slug, None, chat_id)
         if suggestion is not None:
             with self._lock:
                 self._state(chat_id).correction = (suggestion, self.clock())
@@ -982,11 +984,8 @@ class Conversation:
                 return [Reply(texts.FEEDBACK_DONE)]
             answered.feedback = True
         self._record_feedback(slug, helpful, chat_id)
-        if not helpful and answered.question:
-            suggestion = self._suggest("unhelpful", answered.question, slug, None, chat_id)
-            if suggestion is not None:
-                with self._lock:
-                    self._state(chat_id).correction = (suggestion, self.clock())
+        if not helpful:
+            self._record_correction("unhelpful", chat_id, answered)
         if helpful:
             return [Reply(texts.FEEDBACK_THANKS)]
         return [Reply(texts.FEEDBACK_SORRY, [[_diagnose_button()], [_causes_button()]])]
