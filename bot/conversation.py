@@ -729,8 +729,9 @@ class Conversation:
         with self._lock:
             state = self._state(chat_id)
             typed = TYPED_ANSWERS.get(bare)
-            if state.session is not None and typed is not None:
-                return self._answer(state, state.session, typed, edit=False)
+            session = self._session(state)
+            if session is not None and typed is not None:
+                return self._answer(state, session, typed, edit=False)
             rejection = _typed_rejection(bare)
             if rejection is not None:
                 last = state.last_cause if rejection != "all" else None
@@ -1090,18 +1091,20 @@ class Conversation:
         ]
         return Reply("\n\n".join(parts), rows, edit=edit)
 
+    def _session(self, state: _ChatState) -> _Session | None:
+        """The chat's diagnosis in progress; one left unanswered too long has ended (and is
+        dropped). Caller holds the lock."""
+        session = state.session
+        if session is not None and self.clock() - session.started > self.diagnosis_ttl:
+            state.session = session = None
+        return session
+
     def _diagnosis_button(self, chat_id: Hashable, args: list[str]) -> list[Reply]:
         token = args[0]
         with self._lock:
             state = self._state(chat_id)
-            session = state.session
-            if (
-                session is None
-                or session.token != token
-                or self.clock() - session.started > self.diagnosis_ttl
-            ):
-                if session is not None and session.token == token:
-                    state.session = None
+            session = self._session(state)
+            if session is None or session.token != token:
                 return [Reply(texts.DIAG_ENDED, [[_diagnose_button(again=True)]])]
             if args[1:] == ["x"]:
                 state.session = None
