@@ -546,3 +546,32 @@ async def test_the_webhook_check_tells_undeliverable_updates_from_a_quiet_bot(kb
         assert monitor.failures == 0 and monitor.last_ok >= heard
     finally:
         await app.shutdown()
+
+
+# -- no SQLite on the event loop ----------------------------------------------------------
+
+
+async def test_a_typed_not_mine_is_written_off_the_event_loop_before_the_next_update(h, kb):
+    loop_thread = threading.get_ident()
+    writers: list[int] = []
+    add, went_to = kb.store.add_suggestion, kb.store.suggestion_went_to
+
+    def recording(write):
+        def call(*args, **kw):
+            writers.append(threading.get_ident())
+            return write(*args, **kw)
+
+        return call
+
+    kb.store.add_suggestion = recording(add)
+    kb.store.suggestion_went_to = recording(went_to)
+    question = "信用卡逾期一天借呗就关了"
+    await h.send(USER, question)
+    await h.send(USER, "这不是我的情况")
+    [row] = kb.store.db.query("SELECT kind, question, went_to FROM suggestions")
+    assert (row["kind"], row["question"], row["went_to"]) == ("not_mine", question, None)
+    # Asked again in other words: where the user went, recorded on the same suggestion.
+    await h.send(USER, "花呗晚还了几天，借呗就用不了了")
+    [row] = kb.store.db.query("SELECT went_to FROM suggestions")
+    assert row["went_to"] is not None
+    assert len(writers) == 2 and loop_thread not in writers
