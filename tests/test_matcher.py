@@ -307,6 +307,15 @@ def test_a_stop_said_in_passing_leaves_money_owed_questions_their_redirect(match
 
 
 @pytest.mark.parametrize(
+    "text", ["借呗欠款拖了一周要紧吗", "借呗逾期记录多久能消", "借呗晚了三天还会怎么样"]
+)
+def test_asking_what_an_overdue_will_do_is_its_consequences_not_the_cause(matcher, text):
+    """CONSEQUENCE words (要紧吗, 多久能消, 会怎么样) ask what will happen, not why it stopped."""
+    assert "CONSEQUENCE" in matcher.pipeline.tokens(text)
+    assert matcher.match(text).intent == "overdue_effects", matcher.match(text).candidates
+
+
+@pytest.mark.parametrize(
     "text", ["借呗授权我关了，还能再开吗", "我取消了借呗的授权会怎样", "我想把借呗关了"]
 )
 def test_the_users_own_closing_is_not_the_floor(matcher, text):
