@@ -645,14 +645,22 @@ class Matcher:
         top: list[tuple[int, float]],
         evidence: np.ndarray,
         present: frozenset[str],
+        belief: list[float],
     ) -> bool:
         """True when a redirect won with its own keywords in a message that speaks of repaying,
-        fees or interest, or a scam (see FLOOR_YIELDS_TO): the floor leaves it that answer."""
+        fees or interest, or a scam (see FLOOR_YIELDS_TO), and the entry model believes it more
+        than the overview: the floor leaves it that answer."""
         if intent is None or self.entries[intent].kind != "redirect":
             return False
         if FLOOR_YIELDS_TO.isdisjoint(present):
             return False
-        return any(bool(evidence[i]) for i, _ in top if self._slugs[i] == intent)
+        # The entry model is the second opinion: it must find the message more like the
+        # redirect's examples than the overview's (借呗没了，上个月还款的时候还好好的 is not).
+        of = dict(zip([i for i, _ in top], belief, strict=True))
+        at = next((i for i, _ in top if self._slugs[i] == intent), None)
+        if at is None or not evidence[at]:
+            return False
+        return of[at] > of.get(self._overview, 0.0)
 
     # -- deciding -------------------------------------------------------------------------
 
@@ -691,7 +699,7 @@ class Matcher:
             self._overview is not None
             and (intent is None or self.entries[intent].kind not in ANSWER_KINDS)
             and self._floor(present)
-            and not self._asks_about_money_owed(intent, top, evidence, present)
+            and not self._asks_about_money_owed(intent, top, evidence, present, belief)
         ):
             intent = self._slugs[self._overview]
             if all(c.slug != intent for c in candidates):

@@ -307,6 +307,26 @@ def test_a_stop_said_in_passing_leaves_money_owed_questions_their_redirect(match
 
 
 @pytest.mark.parametrize(
+    ("text", "slug"),
+    [
+        ("借呗提前还清的话手续费怎么收", "interest"),
+        ("借呗提前还款会多收钱吗", None),
+        ("想提前把借呗还了，在app哪里弄", None),
+        ("我老是借了没几天就提前还款，借呗被关了", "frequent_prepay"),
+        ("提前还款太频繁借呗就不给借了", "frequent_prepay"),
+    ],
+)
+def test_how_and_what_it_costs_to_repay_early_is_no_cause(matcher, text, slug):
+    """Repaying early is the cause only when it is why 借呗 stopped; how to do it and what it
+    costs are near misses (slug None: any answer but a cause or the overview)."""
+    m = matcher.match(text)
+    if slug is None:
+        assert kind_of(matcher, m.intent) not in ("cause", "overview"), m.candidates
+    else:
+        assert m.intent == slug, m.candidates
+
+
+@pytest.mark.parametrize(
     "text", ["借呗欠款拖了一周要紧吗", "借呗逾期记录多久能消", "借呗晚了三天还会怎么样"]
 )
 def test_asking_what_an_overdue_will_do_is_its_consequences_not_the_cause(matcher, text):
