@@ -628,6 +628,12 @@ class Matcher:
         exact = None if None in known else self._exact.get(tuple(known))
         if exact:
             of = [1.0 if i in exact else b for i, b in zip(fuzzy, of, strict=True)]
+            # ... and the example is its evidence, as its keywords would be.
+            evidence = evidence.copy()
+            for i in exact:
+                if i in fuzzy and not evidence[i]:
+                    fuzzy[i] += float(self._evidence_gain[i])
+                    evidence[i] = True
         scored = [(s + MODEL_WEIGHT * b, i, b) for (i, s), b in zip(fuzzy.items(), of, strict=True)]
         scored.sort(key=lambda x: (-x[0], x[1]))
         best = [x for x in scored[:TOP_N] if x[0] > 0]

@@ -207,6 +207,7 @@ class TextPipeline:
 
         negated_run = False
         last_product: str | None = None  # the product named last in this clause
+        last_named: str | None = None  # the product named last in the message so far
         clause_start = 0  # len(out) at the last pause
         both = False  # "借呗花呗都…": the stop is about every product named
         prev = ""  # the word before this one, in this clause
@@ -246,7 +247,7 @@ class TextPipeline:
                         both = True  # 借呗花呗被冻结, 借呗和花呗不见了: the stop is both's
                     if concept == "JIEBEI" and clause and out[-1] == "OTHER_STOPPED":
                         out[-1] = "STOPPED"  # 用不了借呗: 借呗 is the object
-                    last_product = concept
+                    last_product = last_named = concept
                 if concept == "STOPPED" and (
                     _wants(out)
                     or (
@@ -259,6 +260,12 @@ class TextPipeline:
                     concept = "SELF_CLOSE"
                 elif concept == "STOPPED" and last_product in OTHER_PRODUCTS and not both:
                     concept = "OTHER_STOPPED"  # 花呗用不了 (借呗 is fine): not our question
+                elif concept == "OVERDUE" and last_named in OTHER_PRODUCTS and not (
+                    both and "JIEBEI" in out[clause_start:]
+                ):
+                    # 花呗晚还了, 信用卡逾期 (in this clause or an earlier one): another
+                    # product's overdue, not 借呗's own.
+                    concept = "OTHER_OVERDUE"
                 wished = wished or concept == "WANT" or "想" in word
                 out.append(concept)
                 continue

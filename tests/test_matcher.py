@@ -55,7 +55,7 @@ def test_normalise(pipeline, raw, expected):
         ("我从来没逾期过借呗也被关了", {"NOT_OVERDUE", "STOPPED"}, {"OVERDUE"}),
         ("没用公共wifi", {"NOT_UNSAFE", "NOT_NETWORK"}, {"UNSAFE", "NETWORK"}),
         ("借呗开通两年了一直没用", {"UNUSED"}, set()),
-        ("花呗晚还了三天，借呗没了", {"HUABEI", "OVERDUE", "JIEBEI", "STOPPED"}, set()),
+        ("花呗晚还了三天，借呗没了", {"HUABEI", "OTHER_OVERDUE", "JIEBEI", "STOPPED"}, {"OVERDUE"}),
         ("我想把借呗关了", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗被关了", {"JIEBEI", "STOPPED"}, {"SELF_CLOSE"}),
         ("没逾期，借呗被关了", {"NOT_OVERDUE", "STOPPED"}, {"NOT_STOPPED"}),
@@ -64,6 +64,12 @@ def test_normalise(pipeline, raw, expected):
         ("花呗逾期被关了，借呗也没了", {"OTHER_STOPPED", "STOPPED"}, set()),
         ("借呗和花呗一起被关了", {"STOPPED"}, {"OTHER_STOPPED"}),
         ("花呗有逾期用不了借呗", {"STOPPED"}, {"OTHER_STOPPED"}),
+        # whose overdue it is: the product named last before it, in this clause or earlier
+        ("花呗晚还了几天，后来借呗也不能借了", {"OTHER_OVERDUE", "STOPPED"}, {"OVERDUE"}),
+        ("信用卡逾期了一次，借呗就关了", {"OTHER_OVERDUE"}, {"OVERDUE"}),
+        ("花呗和备用金都没按时还，借呗也没了", {"OTHER_OVERDUE"}, {"OVERDUE"}),
+        ("借呗和花呗都逾期了，现在借呗用不了", {"OVERDUE"}, {"OTHER_OVERDUE"}),
+        ("借呗逾期了，花呗还能用", {"OVERDUE"}, {"OTHER_OVERDUE"}),
     ],
 )
 def test_concepts_negation_and_agency(pipeline, text, has, lacks):
@@ -304,6 +310,21 @@ def test_a_stop_said_in_passing_leaves_money_owed_questions_their_redirect(match
     reports a scam keeps the redirect that won with its keywords (not the overview)."""
     m = matcher.match(text)
     assert kind_of(matcher, m.intent) == "redirect", (m.tokens, m.candidates)
+
+
+@pytest.mark.parametrize(
+    ("text", "slug"),
+    [
+        ("花呗晚还了几天，后来借呗也不能借了", "huabei_overdue"),
+        ("备用金拖了半个月才还上，借呗随后就没了", "huabei_overdue"),
+        ("信用卡逾期了一次，借呗就关了", "credit_record"),
+        ("借呗和花呗都逾期了，现在借呗用不了", "jiebei_overdue"),
+    ],
+)
+def test_another_products_overdue_is_not_jiebeis_own(matcher, text, slug):
+    """An overdue said of 花呗 or a card is evidence for that cause, not for 借呗's own."""
+    m = matcher.match(text)
+    assert m.intent == slug, (m.tokens, m.candidates)
 
 
 @pytest.mark.parametrize(
