@@ -348,12 +348,18 @@ def test_how_and_what_it_costs_to_repay_early_is_no_cause(matcher, text, slug):
 
 
 @pytest.mark.parametrize(
-    "text", ["借呗欠款拖了一周要紧吗", "借呗逾期记录多久能消", "借呗晚了三天还会怎么样"]
+    "text", ["借呗欠款拖了一周后果严重吗", "借呗逾期记录多久能消", "借呗晚还三天会不会被起诉"]
 )
 def test_asking_what_an_overdue_will_do_is_its_consequences_not_the_cause(matcher, text):
-    """CONSEQUENCE words (要紧吗, 多久能消, 会怎么样) ask what will happen, not why it stopped."""
+    """CONSEQUENCE words (后果, 多久能消, 会不会被起诉) ask what will happen, not why it stopped."""
     assert "CONSEQUENCE" in matcher.pipeline.tokens(text)
     assert matcher.match(text).intent == "overdue_effects", matcher.match(text).candidates
+
+
+@pytest.mark.parametrize("text", ["今天天气会怎么样呢", "这部电影后面会怎样", "考试挂了要紧吗"])
+def test_a_bare_what_will_happen_is_no_overdue_question(matcher, text):
+    """会怎样 or 要紧吗 alone is not CONSEQUENCE: off topic, it gets no overdue answer."""
+    assert matcher.match(text).intent != "overdue_effects", matcher.match(text).candidates
 
 
 @pytest.mark.parametrize(
