@@ -607,14 +607,14 @@ class Matcher:
         # all: off topic, it has no say.
         if self._stop_signals.isdisjoint(q.present) and TOPIC_TOKENS.isdisjoint(q.present):
             return top, evidence, [0.0] * len(top)
-        found = self.model.scores(words, tokens)
+        found = self.model.beliefs(words, tokens, [i for i, _ in top])
         if found is None:
             return top, evidence, [0.0] * len(top)
-        beliefs, rest, strongest = found
+        of, _, strongest, strongest_belief = found
         fuzzy = dict(top)
-        if strongest not in fuzzy and beliefs[strongest] >= MODEL_RETRIEVE:
+        if strongest not in fuzzy and strongest_belief >= MODEL_RETRIEVE:
             fuzzy[strongest] = self._entry_score(q, strongest, adjust)
-        of = [beliefs.get(i, rest) for i in fuzzy]
+            of.append(strongest_belief)
         # An entry with an example phrased exactly like the message gets the model's full
         # points whatever the model learned from its other examples.
         known = [self._ids.get(t) for t in tokens]
