@@ -650,8 +650,10 @@ static PyObject *Index_top(Index *self, PyObject *const *args, Py_ssize_t nargs)
             if (q[k].read)
                 continue;
             const int32_t c = q[k].cap;
-            for (int64_t p = self->post_start[q[k].token]; p < self->post_start[q[k].token + 1];
-                 p++) {
+            /* The bounds in locals: the writes to ex[] below could alias them otherwise, and
+             * the compiler would read them again for every posting. */
+            const int64_t p_end = self->post_start[q[k].token + 1];
+            for (int64_t p = self->post_start[q[k].token]; p < p_end; p++) {
                 const int32_t j = examples[p], w = weights[p];
                 Example *e = &ex[j];
                 if (e->stamp == round) {

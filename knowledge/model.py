@@ -135,11 +135,11 @@ class EntryModel:
         self._post_entry = np.empty(0, dtype=np.intp)
         self._post_weight = np.empty(0)
         # The compiled beliefs (knowledge/_scan.c Model) and the token features' ids by token
-        # (and by "a\x00b" for pairs), so that a message costs no string building per token.
+        # (and by (a, b) for pairs), so that a message costs no string building per token.
         self._compiled: object | None = None
         self._compiled_lock = threading.Lock()  # it keeps scratch arrays
         self._token_ids: dict[str, int] = {}
-        self._pair_ids: dict[str, int] = {}
+        self._pair_ids: dict[tuple[str, str], int] = {}
         if not examples or not n_entries:
             return
         c = np.concatenate([ids for _, ids in examples])
@@ -189,7 +189,8 @@ class EntryModel:
             if name[0] == _TOKEN:
                 self._token_ids[name[1:]] = i
             elif name[0] == _PAIR:
-                self._pair_ids[name[1:]] = i
+                first, _, second = name[1:].partition("\x00")
+                self._pair_ids[first, second] = i
         if _scan is not None:
             grams = {n: i for n, i in self._ids.items() if n[0] != _TOKEN and n[0] != _PAIR}
             self._compiled = _scan.Model(
@@ -231,12 +232,8 @@ class EntryModel:
                 return None
             beliefs, rest, best = found
             return [beliefs.get(i, rest) for i in want], rest, best, beliefs[best]
-        get = self._token_ids.get
-        extra = [i for i in map(get, tokens) if i is not None]
-        if len(tokens) > 1:
-            get = self._pair_ids.get
-            pairs = map(get, [a + "\x00" + b for a, b in pairwise(tokens)])
-            extra += [i for i in pairs if i is not None]
+        extra = [i for i in map(self._token_ids.get, tokens) if i is not None]
+        extra += [i for i in map(self._pair_ids.get, pairwise(tokens)) if i is not None]
         with self._compiled_lock:
             return self._compiled.beliefs("".join(words), extra, list(want))
 
