@@ -83,9 +83,9 @@ FIELD_NAMES = {
 
 
 def field_label(name: str) -> str:
-    """``标题 title``: the Chinese name of a field with the name to type beside it."""
+    """``标题（title）``: the Chinese name of a field with the name to type beside it."""
     zh = FIELD_NAMES.get(name)
-    return f"{zh} {name}" if zh else name
+    return f"{zh}（{name}）" if zh else name
 
 
 SETTABLE = (*TEXT_FIELDS, "kind")
@@ -522,8 +522,7 @@ def describe_change(before: Any, after: Any) -> list[str]:
             lines += [f"  − 示例「{short(p)}」" for p in old if p not in new][:3]
         else:
             lines.append(
-                f"  {FIELD_NAMES.get(name, '')} {name}: "
-                f"{short(before.get(name))} → {short(after.get(name))}".replace("   ", "  ")
+                f"  {field_label(name)}：{short(before.get(name))} → {short(after.get(name))}"
             )
     return lines
 

@@ -3,7 +3,9 @@
 Handlers parse the update, call :class:`~bot.conversation.Conversation` and send its
 replies. Text and commands are answered on the event loop: the conversation matches in memory
 and only queues the question; a full batch of questions is written from a worker thread
-(``"question_flush"``). Buttons may record feedback in SQLite, so they run in a worker thread.
+(``"question_flush"``); the rare suggestion an answer records is written from a worker thread
+before the next update is handled. Buttons may record feedback in SQLite, so they run in a
+worker thread.
 ``app.bot_data`` holds ``"kb"`` (the KnowledgeBase), ``"settings"`` and ``"conversation"``;
 ``"refresh_task"`` is the background task that picks up edits made by another process,
 writes the queued questions and the changed conversation state every ``REFRESH_SECONDS``
@@ -310,7 +312,10 @@ async def _command(update: Update, context: ContextTypes.DEFAULT_TYPE, name: str
     started = time.perf_counter()
     conv = _conversation(context)
     replies = conv.command(_state_key(update), f"/{name}")
-    await _deliver(context, chat.id, replies, quote=message)
+    try:
+        await _deliver(context, chat.id, replies, quote=message)
+    finally:
+        await write_pending(conv)
     _log_update(update, context, f"/{name}", replies, started)
 
 
@@ -359,7 +364,10 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = _without_mention(message.text, context.bot.username)
     conv = _conversation(context)
     replies = conv.on_text(_state_key(update), text)
-    await _deliver(context, message.chat.id, replies, quote=message)
+    try:
+        await _deliver(context, message.chat.id, replies, quote=message)
+    finally:
+        await write_pending(conv)  # before the next update: it may build on what is written
     _log_update(update, context, "text", replies, started)
 
 
@@ -385,12 +393,25 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     started = time.perf_counter()
     conv = _conversation(context)
     # In a worker thread: feedback and /forget buttons write to SQLite.
-    replies = await asyncio.to_thread(conv.on_button, _state_key(update), query.data or "")
+    replies = await asyncio.to_thread(_press, conv, _state_key(update), query.data or "")
     message = query.message
     # Messages older than 48 hours come as inaccessible (date 0): they cannot be edited.
     pressed = message if isinstance(message, Message) and message.is_accessible else None
     await _deliver(context, chat.id, replies, pressed=pressed)
     _log_update(update, context, "button", replies, started)
+
+
+def _press(conv: Conversation, key: Hashable, data: str) -> list[Reply]:
+    """A button, and the writes it asked for (in the calling worker thread)."""
+    replies = conv.on_button(key, data)
+    conv.write_pending()
+    return replies
+
+
+async def write_pending(conv: Conversation) -> None:
+    """The store writes an answer asked for (a suggestion, rarely), off the event loop."""
+    if conv.writes_pending():
+        await asyncio.to_thread(conv.write_pending)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -497,7 +518,8 @@ async def post_init(app: Application) -> None:
         try:
             await app.bot.set_my_commands(admin_commands, scope=BotCommandScopeChat(admin_id))
         except TelegramError as exc:  # e.g. the admin never opened a chat with the bot
-            log.warning("could not set the admin command menu for %s: %s", admin_id, exc)
+            who = f"admin {admin_id}" if settings.log_user_ids else "an admin"
+            log.warning("could not set the admin command menu for %s: %s", who, exc)
     app.bot_data["refresh_task"] = asyncio.create_task(_refresh_loop(app))
     monitor: BotApiMonitor | None = app.bot_data.get("monitor")
     if monitor is not None and monitor.mode == "webhook":
@@ -611,6 +633,7 @@ def build_application(
         on_full_batch=lambda: _write_questions_soon(app),
         persist=True,
         retention_days=settings.retention_days,
+        defer_writes=True,
     )
     app.bot_data.update(kb=kb, settings=settings, conversation=conversation)
     if monitor is not None:

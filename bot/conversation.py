@@ -38,9 +38,11 @@ admin module):
 
 Methods are thread-safe. ``on_text`` and the commands work in memory (the question is
 queued for a batched write, see ``on_full_batch``); ``on_button`` may write feedback and
-suggestions to SQLite in the calling thread, and so may ``on_text`` when a reworded question
-records a suggestion (rare, one small row). The Telegram front end calls ``on_button`` from a
-worker thread and the others on its event loop.
+suggestions to SQLite in the calling thread, and so may ``on_text`` when a typed "这不是我的
+情况", a reworded question or a typed diagnosis answer records a suggestion (rare, one small
+row) - unless ``defer_writes`` is set: then those writes wait for ``write_pending``. The
+Telegram front end calls ``on_button`` and ``write_pending`` from a worker thread and the
+others on its event loop, so the event loop never waits on SQLite.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from bot import texts
 from bot.plaindata import Codecs, PlainDataError, from_plain, to_plain
@@ -296,6 +299,7 @@ class Conversation:
         on_full_batch: Callable[[], None] | None = None,
         persist: bool = False,
         retention_days: int = RETENTION_DAYS,
+        defer_writes: bool = False,
     ) -> None:
         self.kb = kb
         self.store_writes = store_writes
@@ -312,6 +316,9 @@ class Conversation:
         self.retention_days = retention_days
         self._dirty: set[Hashable] = set()  # chats whose state changed since the last flush
         self._persist_lock = threading.Lock()  # one flush or forget at a time
+        self.defer_writes = defer_writes
+        # Store writes waiting for write_pending: (the chat's state then, the write).
+        self._writes: list[tuple[_ChatState, Callable[[], object]]] = []
         self._codecs: Codecs = {Diagnosis: (self._diagnosis_plain, self._diagnosis_back)}
         self._empty_state = to_plain(_ChatState(seen=0.0), self._codecs)
         if self.persist:
@@ -418,6 +425,28 @@ class Conversation:
         return restored
 
     # -- store writes ---------------------------------------------------------------------
+
+    def _store_write(self, state: _ChatState, write: Callable[[], object]) -> None:
+        """A write that answering asks for (a suggestion, where a user went): now, or with
+        ``defer_writes`` at the next ``write_pending``."""
+        if not self.defer_writes:
+            write()
+            return
+        with self._lock:
+            self._writes.append((state, write))
+
+    def writes_pending(self) -> bool:
+        """Whether ``write_pending`` has anything to write."""
+        return bool(self._writes)
+
+    def write_pending(self) -> int:
+        """Do the writes ``defer_writes`` held back, in order (call it off the event loop);
+        returns how many."""
+        with self._lock:
+            writes, self._writes = self._writes, []
+        for _, write in writes:
+            write()
+        return len(writes)
 
     def _log_question(self, chat_id: Hashable, text: str, intent: str | None, score: float) -> None:
         if not self.store_writes:
@@ -700,8 +729,9 @@ class Conversation:
         with self._lock:
             state = self._state(chat_id)
             typed = TYPED_ANSWERS.get(bare)
-            if state.session is not None and typed is not None:
-                return self._answer(state, state.session, typed, edit=False)
+            session = self._session(state)
+            if session is not None and typed is not None:
+                return self._answer(state, session, typed, edit=False)
             rejection = _typed_rejection(bare)
             if rejection is not None:
                 last = state.last_cause if rejection != "all" else None
@@ -714,7 +744,8 @@ class Conversation:
         if rejected is not None:
             replies, answered = rejected
             if answered is not None:  # typed "这不是我的情况": as the button
-                self._record_not_mine(chat_id, answered)
+                record = partial(self._record_correction, "not_mine", chat_id, answered)
+                self._store_write(state, record)
             return replies
         match = self.kb.match(text)
         with self._lock:
@@ -726,9 +757,10 @@ class Conversation:
         self._log_question(chat_id, text, logged, match.score)
         if reworded is not None and logged is not None:
             if correction is not None:  # "这不是我的情况", then asked again: that is where
-                self._went_to(correction, logged)
+                self._store_write(state, partial(self._went_to, correction, logged))
             else:
-                self._suggest("rephrase", reworded[0], reworded[1], logged, chat_id)
+                suggest = partial(self._suggest, "rephrase", *reworded, logged, chat_id)
+                self._store_write(state, suggest)
         return replies
 
     def _reworded(
@@ -920,7 +952,7 @@ class Conversation:
             self._reject(state, [slug])
             reply = self._remaining(state, answered.others if answered else ())
         if correcting is not None:
-            self._record_not_mine(chat_id, correcting)
+            self._record_correction("not_mine", chat_id, correcting)
         return [reply]
 
     @staticmethod
@@ -932,9 +964,10 @@ class Conversation:
         answered.corrected = True
         return answered
 
-    def _record_not_mine(self, chat_id: Hashable, answered: _Answered) -> None:
-        """A suggestion for /review; where the user goes next fills it in."""
-        suggestion = self._suggest("not_mine", answered.question, answered.slug, None, chat_id)
+    def _record_correction(self, kind: str, chat_id: Hashable, answered: _Answered) -> None:
+        """A suggestion for /review ("not_mine" or "unhelpful" on ``answered``); where the
+        user goes next fills it in."""
+        suggestion = self._suggest(kind, answered.question, answered.slug, None, chat_id)
         if suggestion is not None:
             with self._lock:
                 self._state(chat_id).correction = (suggestion, self.clock())
@@ -952,11 +985,8 @@ class Conversation:
                 return [Reply(texts.FEEDBACK_DONE)]
             answered.feedback = True
         self._record_feedback(slug, helpful, chat_id)
-        if not helpful and answered.question:
-            suggestion = self._suggest("unhelpful", answered.question, slug, None, chat_id)
-            if suggestion is not None:
-                with self._lock:
-                    self._state(chat_id).correction = (suggestion, self.clock())
+        if not helpful:
+            self._record_correction("unhelpful", chat_id, answered)
         if helpful:
             return [Reply(texts.FEEDBACK_THANKS)]
         return [Reply(texts.FEEDBACK_SORRY, [[_diagnose_button()], [_causes_button()]])]
@@ -985,8 +1015,13 @@ class Conversation:
         if not confirmed:
             return [Reply(texts.FORGET_CANCELLED, edit=True)]
         script = state.script  # the last thing about the user: the reply is in their script
-        deleted = self.forget_now(chat_id)
-        done = Reply(texts.forget_done(deleted, self.retention_days), edit=True)
+        try:
+            deleted = self.forget_now(chat_id)
+        except (StoreError, sqlite3.Error):  # the store is busy or broken: say so, not "done"
+            log.warning("could not delete a chat's stored rows", exc_info=True)
+            done = Reply(texts.FORGET_FAILED, edit=True)
+        else:
+            done = Reply(texts.forget_done(deleted, self.retention_days), edit=True)
         return [done if script is None else to_script(done, script)]
 
     def forget_now(self, chat_id: Hashable) -> dict[str, int]:
@@ -1002,9 +1037,12 @@ class Conversation:
                     for key in self._chats
                     if key == chat_id or (private and isinstance(key, tuple) and key[-1] == chat_id)
                 ]
+                states = [self._chats[key] for key in gone]
                 for key in gone:
                     del self._chats[key]
                     self._dirty.discard(key)
+                # Writes held back for these chats are never done.
+                self._writes = [w for w in self._writes if not any(w[0] is s for s in states)]
             if not self.store_writes:
                 return {}
             return self.kb.store.forget(chat_key(chat_id), groups_of_user=private)
@@ -1053,18 +1091,20 @@ class Conversation:
         ]
         return Reply("\n\n".join(parts), rows, edit=edit)
 
+    def _session(self, state: _ChatState) -> _Session | None:
+        """The chat's diagnosis in progress; one left unanswered too long has ended (and is
+        dropped). Caller holds the lock."""
+        session = state.session
+        if session is not None and self.clock() - session.started > self.diagnosis_ttl:
+            state.session = session = None
+        return session
+
     def _diagnosis_button(self, chat_id: Hashable, args: list[str]) -> list[Reply]:
         token = args[0]
         with self._lock:
             state = self._state(chat_id)
-            session = state.session
-            if (
-                session is None
-                or session.token != token
-                or self.clock() - session.started > self.diagnosis_ttl
-            ):
-                if session is not None and session.token == token:
-                    state.session = None
+            session = self._session(state)
+            if session is None or session.token != token:
                 return [Reply(texts.DIAG_ENDED, [[_diagnose_button(again=True)]])]
             if args[1:] == ["x"]:
                 state.session = None
@@ -1116,8 +1156,8 @@ class Conversation:
                 shown += unasked[:2]
             state.last_cause = top.slug
             correction = self._take_correction(state)
-            if correction is not None:  # a small write, while the chat's lock is held
-                self._went_to(correction, top.slug)
+            if correction is not None:  # a small write (under the chat's lock, unless deferred)
+                self._store_write(state, partial(self._went_to, correction, top.slug))
         elif v.kind == "several":
             lines = [texts.DIAG_TITLE_LINE.format(title=t) for t in self._titles(v.causes)]
             titles = "\n".join(lines)

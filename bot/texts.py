@@ -114,6 +114,7 @@ FORGET_CONFIRM = (
     "不删除的话，这些记录也只保存 {days} 天，到期自动删除。"
 )
 FORGET_CANCELLED = "好的，什么都没有删除。"
+FORGET_FAILED = "抱歉，这次没能删除您的记录，请过一会儿再发 /forget 试一次。"
 FORGET_DONE = (
     "🗑 已删除保存的与您有关的记录：\n{lines}\n\n"
     "之后的新提问会照常保存 {days} 天，您随时可以再发 /forget 删除。"

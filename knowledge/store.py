@@ -843,7 +843,9 @@ class Store:
 
     def prune(self, days: float = RETENTION_DAYS, *, now: float | None = None) -> dict[str, int]:
         """Delete the questions, feedback (and any other chat table's rows) older than
-        ``days``; returns how many rows of each table went."""
+        ``days``, and conversation states last seen before then (a running bot expires them
+        much sooner; a bot stopped for good does not); returns how many rows of each table
+        went."""
         self.flush_questions()
         cutoff = (time.time() if now is None else now) - days * DAY
         deleted: dict[str, int] = {}
@@ -853,6 +855,8 @@ class Store:
                     if "at" in self.db[table].columns_dict:
                         cursor = self.db.execute(f"DELETE FROM [{table}] WHERE at < ?", [cutoff])
                         deleted[table] = cursor.rowcount
+                cursor = self.db.execute("DELETE FROM chat_state WHERE seen < ?", [cutoff])
+                deleted["chat_state"] = cursor.rowcount
             if any(deleted.values()):
                 self._truncate_wal()
         return deleted

@@ -651,7 +651,7 @@ async def test_history_shows_who_what_when_and_old_to_new(h, store):
     await h.send(ADMIN2, "/example risk 号被风控了")
     reply = texts(await h.send(ADMIN, "/history"))
     assert f"tg:{ADMIN}" in reply and f"tg:{ADMIN2}" in reply
-    assert "solution: 换设备 → 新&lt;b&gt;办法&lt;/b&gt;" in reply
+    assert "（solution）：换设备 → 新&lt;b&gt;办法&lt;/b&gt;" in reply
     assert "+ 示例「号被风控了」" in reply
     assert time.strftime("%Y-%m-%d") in reply
     only = texts(await h.send(ADMIN, "/history hello"))
@@ -1011,7 +1011,7 @@ async def test_unmatched_can_dismiss_a_group_and_redraws_its_message(h, kb, stor
 async def test_set_to_the_same_value_writes_no_history(h, kb, store):
     history, revision = store.history(limit=100), store.revision()
     reply = texts(await h.send(ADMIN, "/set closed title 借呗被关"))
-    assert "本来就是这个内容" in reply and "标题 title" in reply
+    assert "本来就是这个内容" in reply and "的标题（title）本来就是" in reply
     assert store.history(limit=100) == history and store.revision() == revision
     store.set_field("closed", "title", "借呗被关", actor="test")  # the store agrees
     assert store.history(limit=100) == history
@@ -1019,10 +1019,10 @@ async def test_set_to_the_same_value_writes_no_history(h, kb, store):
 
 async def test_field_names_are_shown_in_chinese_with_the_name_beside(h):
     entry = texts(await h.send(ADMIN, "/entry closed"))
-    assert "<b>说明 explanation</b>" in entry and "<b>解决办法 solution</b>" in entry
+    assert "<b>说明（explanation）</b>" in entry and "<b>解决办法（solution）</b>" in entry
     done = texts(await h.send(ADMIN, "/set closed solution 新办法"))
     assert done.startswith("已修改 <code>closed</code>.solution（解决办法）")
-    assert "解决办法 solution: 看原因 → 新办法" in texts(await h.send(ADMIN, "/history closed"))
+    assert "解决办法（solution）：看原因 → 新办法" in texts(await h.send(ADMIN, "/history closed"))
     assert "title（标题）" in texts(await h.send(ADMIN, "/set closed colour 红"))
 
 

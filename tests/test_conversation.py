@@ -375,6 +375,18 @@ def test_a_diagnosis_left_alone_expires(kb):
     assert ended.text_html == texts.DIAG_ENDED
 
 
+def test_a_typed_answer_does_not_revive_an_expired_diagnosis(kb):
+    now = [1000.0]
+    conv = Conversation(kb, diagnosis_ttl=60, clock=lambda: now[0])
+    conv.diagnose(1)
+    now[0] += 61
+    [answer] = conv.on_text(1, "身份证过期了借呗就用不了了")
+    assert answer.intent == "id_expired"
+    [reply] = conv.on_text(1, "不是")  # "not my case", not 否 to a diagnosis over long ago
+    assert reply.text_html.startswith((texts.NOT_MINE, texts.NOT_MINE_NONE))
+    assert "问题 2" not in reply.text_html
+
+
 # -- state bounds ---------------------------------------------------------------------------
 
 

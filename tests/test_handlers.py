@@ -104,6 +104,25 @@ async def test_post_init_sets_command_menus_and_starts_refreshing(h):
     assert "refresh_task" not in h.app.bot_data
 
 
+async def test_a_failed_admin_menu_names_the_admin_only_with_log_user_ids(h, caplog):
+    ok = (200, {"ok": True, "result": True})
+    refused = (400, {"ok": False, "description": "Bad Request: chat not found"})
+    h.request.fail["setMyCommands"] = [ok, refused]
+    with caplog.at_level(logging.WARNING, logger="bot.app"):
+        await post_init(h.app)
+        await post_shutdown(h.app)
+    [line] = [r.getMessage() for r in caplog.records if "admin command menu" in r.getMessage()]
+    assert "an admin" in line and str(ADMIN) not in line
+    caplog.clear()
+    h.app.bot_data["settings"] = make_settings(log_user_ids=True)
+    h.request.fail["setMyCommands"] = [ok, refused]
+    with caplog.at_level(logging.WARNING, logger="bot.app"):
+        await post_init(h.app)
+        await post_shutdown(h.app)
+    [line] = [r.getMessage() for r in caplog.records if "admin command menu" in r.getMessage()]
+    assert f"admin {ADMIN}" in line
+
+
 async def test_edits_from_another_process_are_picked_up(h, kb):
     assert not await refresh_once(kb)
     other = Store(kb.store.path)  # as the `jiebei-bot kb` CLI would
@@ -527,3 +546,32 @@ async def test_the_webhook_check_tells_undeliverable_updates_from_a_quiet_bot(kb
         assert monitor.failures == 0 and monitor.last_ok >= heard
     finally:
         await app.shutdown()
+
+
+# -- no SQLite on the event loop ----------------------------------------------------------
+
+
+async def test_a_typed_not_mine_is_written_off_the_event_loop_before_the_next_update(h, kb):
+    loop_thread = threading.get_ident()
+    writers: list[int] = []
+    add, went_to = kb.store.add_suggestion, kb.store.suggestion_went_to
+
+    def recording(write):
+        def call(*args, **kw):
+            writers.append(threading.get_ident())
+            return write(*args, **kw)
+
+        return call
+
+    kb.store.add_suggestion = recording(add)
+    kb.store.suggestion_went_to = recording(went_to)
+    question = "信用卡逾期一天借呗就关了"
+    await h.send(USER, question)
+    await h.send(USER, "这不是我的情况")
+    [row] = kb.store.db.query("SELECT kind, question, went_to FROM suggestions")
+    assert (row["kind"], row["question"], row["went_to"]) == ("not_mine", question, None)
+    # Asked again in other words: where the user went, recorded on the same suggestion.
+    await h.send(USER, "花呗晚还了几天，借呗就用不了了")
+    [row] = kb.store.db.query("SELECT went_to FROM suggestions")
+    assert row["went_to"] is not None
+    assert len(writers) == 2 and loop_thread not in writers

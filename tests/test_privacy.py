@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sqlite3
 
 import pytest
 from hypothesis import given, settings
@@ -192,13 +193,39 @@ def test_retention_deletes_questions_and_feedback_older_than_the_limit(tmp_path,
         store.db.execute(
             "UPDATE feedback SET at = ? WHERE id = (SELECT MAX(id) FROM feedback)", [at]
         )
-    assert store.prune(180, now=clock[0]) == {"questions": 1, "feedback": 1, "suggestions": 0}
+    assert store.prune(180, now=clock[0]) == {
+        "questions": 1,
+        "feedback": 1,
+        "suggestions": 0,
+        "chat_state": 0,
+    }
     assert [r["text"] for r in store.db.query("SELECT text FROM questions")] == ["新问题"]
     assert [r["at"] for r in store.db.query("SELECT at FROM feedback")] == [recent]
-    assert store.prune(180, now=clock[0]) == {"questions": 0, "feedback": 0, "suggestions": 0}
-    assert store.prune(1, now=clock[0]) == {"questions": 1, "feedback": 1, "suggestions": 0}
+    assert store.prune(180, now=clock[0]) == {
+        "questions": 0,
+        "feedback": 0,
+        "suggestions": 0,
+        "chat_state": 0,
+    }
+    assert store.prune(1, now=clock[0]) == {
+        "questions": 1,
+        "feedback": 1,
+        "suggestions": 0,
+        "chat_state": 0,
+    }
     assert b"\xe8\x80\x81\xe9\x97\xae\xe9\xa2\x98" not in _raw_bytes(store.path)  # "老问题"
     kb.store.close()
+
+
+def test_retention_deletes_conversation_states_a_stopped_bot_left_behind(tmp_path):
+    store = Store(tmp_path / "kb.db")
+    now = 1_000_000_000.0
+    store.save_states(
+        [("7", now - 181 * DAY, '{"last_cause":"misuse"}'), ("8", now - DAY, '{"x":1}')]
+    )
+    assert store.prune(180, now=now)["chat_state"] == 1
+    assert [r[0] for r in store.db.execute("SELECT chat FROM chat_state")] == ["8"]
+    store.close()
 
 
 def test_forget_deletes_the_rows_of_that_chat_only(kb):
@@ -236,6 +263,24 @@ def test_forget_deletes_the_rows_of_that_chat_only(kb):
     assert set(rows("chat_state")) == {"6"}
     assert conv.on_text(5, "那怎么办")[0].intent != "huabei_overdue"  # the state went too
     assert conv.on_button(5, yes.data)[0].text_html == texts.STALE_BUTTON  # used up
+
+
+def test_a_forget_the_store_cannot_do_says_so_and_can_be_asked_again(kb, monkeypatch):
+    conv = Conversation(kb)
+    conv.on_text(9, "借呗突然用不了了")
+    [prompt] = conv.command(9, "/forget")
+
+    def locked(*args, **kw):
+        raise sqlite3.OperationalError("database is locked")
+
+    with monkeypatch.context() as m:
+        m.setattr(kb.store, "forget", locked)
+        [failed] = conv.on_button(9, prompt.button_list()[0].data)
+    assert failed.edit and failed.text_html == texts.FORGET_FAILED
+    [prompt] = conv.command(9, "/forget")
+    [done] = conv.on_button(9, prompt.button_list()[0].data)
+    assert "提问 1 条" in done.text_html
+    assert kb.store.db.execute("SELECT COUNT(*) FROM questions").fetchone()[0] == 0
 
 
 def test_forget_can_be_cancelled(kb):

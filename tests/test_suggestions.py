@@ -261,3 +261,16 @@ def test_answer_quality_counts_per_week(kb):
     store.record_feedback("credit_record", False, "2")
     quality = store.answer_quality(now - 2 * WEEK, now)
     assert quality["credit_record"] == [[2, 0, 1], [1, 1, 0]]
+
+
+def test_held_back_writes_wait_for_write_pending_and_die_with_forget(kb, clock):
+    conv = Conversation(kb, clock=clock, defer_writes=True)
+    conv.on_text(31, QUESTION)
+    conv.on_text(31, "这不是我的情况")
+    conv.on_text(32, QUESTION)
+    conv.on_text(32, "这不是我的情况")
+    assert rows(kb) == [] and conv.writes_pending()
+    conv.forget_now(31)
+    assert conv.write_pending() == 1
+    assert [r["chat"] for r in rows(kb)] == ["32"]
+    assert not conv.writes_pending()
