@@ -279,23 +279,16 @@ def _log_update(
     if settings.log_user_ids:
         fields["user_id"] = update.effective_user.id if update.effective_user else None
         fields["chat_id"] = update.effective_chat.id if update.effective_chat else None
-    if best is not None:
+    shown = ""
+    if best is not None and intent is None:
         fields["best"], fields["best_score"] = best
-        log.info(
-            "handled %s intent=None score=%s best=%s best_score=%s latency=%sms",
-            kind,
-            score,
-            best[0],
-            best[1],
-            fields["latency_ms"],
-            extra={"fields": fields},
-        )
-        return
+        shown = f" best={best[0]} best_score={best[1]}"
     log.info(
-        "handled %s intent=%s score=%s latency=%sms",
+        "handled %s intent=%s score=%s%s latency=%sms",
         kind,
         intent,
         score,
+        shown,
         fields["latency_ms"],
         extra={"fields": fields},
     )

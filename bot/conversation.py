@@ -615,12 +615,8 @@ class Conversation:
         """/help."""
         return [Reply(texts.HELP, [[_causes_button()], [_diagnose_button()]])]
 
-    def causes(self) -> list[Reply]:
-        """/causes: every cause as a button."""
-        return [Reply(texts.CAUSES, [*self._cause_rows(), [_diagnose_button()]])]
-
     def _causes_for(self, chat_id: Hashable) -> list[Reply]:
-        """The list of causes for this chat: those the user has not rejected."""
+        """/causes: the causes as buttons, those the user has not rejected in this chat."""
         with self._lock:
             state = self._state(chat_id)
             if not state.rejected:
