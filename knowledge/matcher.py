@@ -33,7 +33,9 @@ How a score is made, in order:
    ``evidence_threshold`` with keyword evidence or a confident model. The floor
    (``FLOOR_TOKENS``, ``_floor``): a message that names 借呗 and says it stopped, and neither
    says it works nor that the user closes it (nor that it never was opened), is answered at
-   least with the overview, never with nothing or a redirect. When the best two causes are
+   least with the overview, never with nothing or a redirect, unless a redirect won with its
+   own keywords and the message asks about money owed, fees or a scam (``FLOOR_YIELDS_TO``:
+   借呗没了钱怎么还 is a repayment question that mentions the stop). When the best two causes are
    within ``margin`` the match is *ambiguous*: the bot asks which one. Every number of the
    decision is a constant below. Each rule was measured by cross-validation and on the sealed
    sets with it switched off (README, "Rules measured"); two that did not pay (an overview
@@ -107,6 +109,11 @@ MODIFIERS = frozenset({"FREQUENT"})
 # nothing and never with a near-miss redirect. Not when the user never had it (开通不了 without
 # 开通过): that is not a stop.
 FLOOR_TOKENS = frozenset({"JIEBEI", "STOPPED"})
+# ... but a stop said in passing is not the question's point when the message asks about the
+# money owed (借呗没了钱怎么还, 关了以后还用还吗), fees or interest (提前还要手续费吗), or
+# reports a scam: a redirect that won with its own keywords there keeps its answer. (Not for
+# the limit or opening redirects: 有额度借不出来 and 开通过现在开不了 are stops; measured.)
+FLOOR_YIELDS_TO = frozenset({"REPAY", "INTEREST", "SCAM"})
 ANSWER_KINDS = ("cause", "overview")
 # Added to every bound: where the ordered ratio equals the multiset overlap, the exact score
 # and its bound are equal in real numbers but may differ by an ulp in floating point.
@@ -632,6 +639,21 @@ class Matcher:
         never_had = "OPEN" in present and "USED_BEFORE" not in present  # 开通不了: never had it
         return present >= FLOOR_TOKENS and AGAINST_TOKENS.isdisjoint(present) and not never_had
 
+    def _asks_about_money_owed(
+        self,
+        intent: str | None,
+        top: list[tuple[int, float]],
+        evidence: np.ndarray,
+        present: frozenset[str],
+    ) -> bool:
+        """True when a redirect won with its own keywords in a message that speaks of repaying,
+        fees or interest, or a scam (see FLOOR_YIELDS_TO): the floor leaves it that answer."""
+        if intent is None or self.entries[intent].kind != "redirect":
+            return False
+        if FLOOR_YIELDS_TO.isdisjoint(present):
+            return False
+        return any(bool(evidence[i]) for i, _ in top if self._slugs[i] == intent)
+
     # -- deciding -------------------------------------------------------------------------
 
     def match(self, text: str) -> Match:
@@ -664,10 +686,12 @@ class Matcher:
                 for (i, _), b in zip(top, belief, strict=True)
             ],
         )
+        present = frozenset(tokens)
         if (
             self._overview is not None
             and (intent is None or self.entries[intent].kind not in ANSWER_KINDS)
-            and self._floor(frozenset(tokens))
+            and self._floor(present)
+            and not self._asks_about_money_owed(intent, top, evidence, present)
         ):
             intent = self._slugs[self._overview]
             if all(c.slug != intent for c in candidates):

@@ -210,8 +210,10 @@ class TextPipeline:
         clause_start = 0  # len(out) at the last pause
         both = False  # "借呗花呗都…": the stop is about every product named
         prev = ""  # the word before this one, in this clause
+        before = earlier = ""  # the word before this one's, and the one before that
+        wished = False  # a wish said in the words (想关闭, 想要, 打算)
         for word in words:
-            before, prev = prev, word
+            earlier, before, prev = (before if prev else ""), prev, word
             if word == " ":
                 prev = ""
                 close()
@@ -246,12 +248,18 @@ class TextPipeline:
                         out[-1] = "STOPPED"  # 用不了借呗: 借呗 is the object
                     last_product = concept
                 if concept == "STOPPED" and (
-                    _wants(out) or (before in SELF_WORDS and not word.startswith("被"))
+                    _wants(out)
+                    or (
+                        before in SELF_WORDS
+                        and not word.startswith("被")
+                        and earlier not in BY_OTHERS
+                    )
                 ):
                     # 想把借呗关了: the user wants to close it; 授权我关了, 我取消了: did it.
                     concept = "SELF_CLOSE"
                 elif concept == "STOPPED" and last_product in OTHER_PRODUCTS and not both:
                     concept = "OTHER_STOPPED"  # 花呗用不了 (借呗 is fine): not our question
+                wished = wished or concept == "WANT" or "想" in word
                 out.append(concept)
                 continue
             negated_run = False
@@ -265,6 +273,10 @@ class TextPipeline:
             close()
             out.append(word)
         close()
+        if "WHY" in out and not wished:
+            # 为什么要关闭我的借呗, 凭什么取消我借呗: asking why it was closed is a complaint
+            # about the provider's doing, not a wish to close it oneself.
+            out = ["STOPPED" if t == "SELF_CLOSE" else t for t in out]
         return out
 
     def tokens(self, text: str) -> list[str]:
@@ -278,6 +290,8 @@ OTHER_PRODUCTS = PRODUCTS - {"JIEBEI"}
 BOTH_WORDS = frozenset({"都", "也", "全", "全都", "一起", "同时"})
 # The user as the subject right before a stop (我关了, 我取消了): the user's own doing.
 SELF_WORDS = frozenset({"我", "俺", "我们", "本人", "我自己", "我已经", "我刚"})
+# ... unless someone else did it to the user (给我停了, 把我关了): the provider's doing.
+BY_OTHERS = frozenset({"给", "把"})
 
 
 def _wants(previous: list[str]) -> bool:

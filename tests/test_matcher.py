@@ -277,9 +277,8 @@ def test_frequency_with_borrowing_or_repaying_still_is(matcher, text):
         "借唄被凍住了",
         "jiebei 不借给我了",
         "借呗额度被拿走了，我还要进货呢",
-        "借呗不见了，那我欠的钱怎么还",
-        "借呗被关了利息还照算吗",
         "借呗停了我还能不能提额",
+        "借呗没了，上个月还款的时候还好好的",
     ],
 )
 def test_a_stopped_jiebei_always_gets_at_least_the_overview(matcher, text):
@@ -288,6 +287,23 @@ def test_a_stopped_jiebei_always_gets_at_least_the_overview(matcher, text):
     m = matcher.match(text)
     assert m.intent is not None, m.candidates
     assert matcher.entries[m.intent].kind in ("cause", "overview"), (m.intent, m.candidates)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "借呗不见了，那我欠的钱怎么还",
+        "借呗冻住了，剩下没还的几期在哪里还",
+        "借呗被关了利息还照算吗",
+        "额度被收回了，提前把钱还上要手续费吗",
+        "有人打电话说我借呗被冻结了，让我先交钱解冻",
+    ],
+)
+def test_a_stop_said_in_passing_leaves_money_owed_questions_their_redirect(matcher, text):
+    """A message that says 借呗 stopped but asks how to repay, about fees or interest, or
+    reports a scam keeps the redirect that won with its keywords (not the overview)."""
+    m = matcher.match(text)
+    assert kind_of(matcher, m.intent) == "redirect", (m.tokens, m.candidates)
 
 
 @pytest.mark.parametrize(
@@ -300,6 +316,25 @@ def test_the_users_own_closing_is_not_the_floor(matcher, text):
     assert m.intent is None or matcher.entries[m.intent].kind not in ("cause", "overview")
 
 
-def test_a_complaint_is_the_providers_doing(matcher):
-    tokens = matcher.pipeline.tokens("谁让你们关我借呗的")
-    assert "STOPPED" in tokens and "SELF_CLOSE" not in tokens
+@pytest.mark.parametrize(
+    "text",
+    [
+        "谁让你们关我借呗的",
+        # asking why it was closed: the provider's doing, whatever the verb
+        "凭啥要注销掉我的借呗",
+        "你们为什么取消我借呗",
+        "借呗给我停了到底是啥原因",
+        # someone else did it to the user
+        "支付宝把我关了借呗",
+    ],
+)
+def test_a_complaint_is_the_providers_doing(matcher, text):
+    tokens = matcher.pipeline.tokens(text)
+    assert "STOPPED" in tokens and "SELF_CLOSE" not in tokens, tokens
+    m = matcher.match(text)
+    assert kind_of(matcher, m.intent) in ("cause", "overview"), m.candidates
+
+
+@pytest.mark.parametrize("text", ["我想知道怎么注销借呗", "为什么我想关闭借呗却找不到入口"])
+def test_a_wish_to_close_stays_ones_own_even_asking_why(matcher, text):
+    assert "SELF_CLOSE" in matcher.pipeline.tokens(text)
