@@ -1212,12 +1212,11 @@ class AdminDesk:
                 raise StoreError(f"no entry {slug!r}")
             alike = self._unmatched_group_of(store, qid)
             phrase = clean_text(question["text"][:MAX_EXAMPLE_CHARS])
-            if not phrase or phrase in entry.examples:
-                store.mark_assigned([qid, *alike], slug)
-                return phrase, 1 + len(alike), False
-            store.assign_question(qid, slug, actor=who.actor)
-            store.mark_assigned(alike, slug)
-            return phrase, 1 + len(alike), True
+            added = bool(phrase) and phrase not in entry.examples
+            if added:
+                store.add_example(slug, phrase, actor=who.actor)
+            store.mark_assigned([qid, *alike], slug)
+            return phrase, 1 + len(alike), added
 
         try:
             (phrase, n, added), change_id, old = self._write(assign)

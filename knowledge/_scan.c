@@ -650,8 +650,10 @@ static PyObject *Index_top(Index *self, PyObject *const *args, Py_ssize_t nargs)
             if (q[k].read)
                 continue;
             const int32_t c = q[k].cap;
-            for (int64_t p = self->post_start[q[k].token]; p < self->post_start[q[k].token + 1];
-                 p++) {
+            /* The bounds in locals: the writes to ex[] below could alias them otherwise, and
+             * the compiler would read them again for every posting. */
+            const int64_t p_end = self->post_start[q[k].token + 1];
+            for (int64_t p = self->post_start[q[k].token]; p < p_end; p++) {
                 const int32_t j = examples[p], w = weights[p];
                 Example *e = &ex[j];
                 if (e->stamp == round) {
@@ -953,6 +955,342 @@ done:
     return result;
 }
 
+/*
+ * Model: the entry model's beliefs (knowledge/model.py) in one call a message, for the
+ * matcher. gram_ids + nb_scores computed the same numbers, but per message they made a Python
+ * string and a dict lookup per character n-gram, allocated three arrays of every entry, and
+ * returned a dict of every entry some feature touched (thousands on a large base) of which the
+ * matcher reads at most six. Here the n-grams are looked up in an open-addressing table of
+ * their code points packed in 64 bits (no Python object per n-gram), the sums go to scratch
+ * arrays kept between calls (cleared entry by entry after use), and only the beliefs asked
+ * for are returned. The sums, the maximum and the softmax are the same operations in the same
+ * order as nb_scores (features ascending, each feature's postings in order, touched entries
+ * ascending): identical floats, which tests check. Not reentrant: EntryModel holds a lock.
+ */
+
+/* An n-gram of 1-3 code points: each code point + 1 in 21 bits, so that lengths differ. */
+static uint64_t pack_gram(int kind, const void *data, Py_ssize_t i, Py_ssize_t n)
+{
+    uint64_t key = 0;
+    for (Py_ssize_t k = 0; k < n; k++)
+        key |= ((uint64_t)PyUnicode_READ(kind, data, i + k) + 1) << (21 * k);
+    return key;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+typedef struct {
+    PyObject_HEAD
+    uint64_t *keys;     /* packed n-grams, 0: empty slot */
+    int64_t *values;    /* their feature ids */
+    uint64_t mask;      /* table size - 1 (a power of two) */
+    Py_buffer vs, ve, vw; /* post_start, post_entry, post_weight */
+    int have_views;
+    Py_ssize_t n_entries, n_features;
+    double temperature;
+    double *acc;        /* per entry: its sum; 0 between calls */
+    unsigned char *seen; /* per entry: touched by this message; 0 between calls */
+    int64_t *touched;
+    int64_t *ids;       /* the message's feature ids */
+    Py_ssize_t ids_cap;
+} Model;
+
+static void Model_release(Model *self)
+{
+    PyMem_Free(self->keys);
+    PyMem_Free(self->values);
+    PyMem_Free(self->acc);
+    PyMem_Free(self->seen);
+    PyMem_Free(self->touched);
+    PyMem_Free(self->ids);
+    self->keys = NULL;
+    self->values = NULL;
+    self->acc = NULL;
+    self->seen = NULL;
+    self->touched = NULL;
+    self->ids = NULL;
+    self->ids_cap = 0;
+    if (self->have_views) {
+        PyBuffer_Release(&self->vs);
+        PyBuffer_Release(&self->ve);
+        PyBuffer_Release(&self->vw);
+        self->have_views = 0;
+    }
+}
+
+static void Model_dealloc(Model *self)
+{
+    Model_release(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Model(grams, post_start, post_entry, post_weight, n_entries, temperature): ``grams`` maps
+ * each character n-gram feature (1-3 characters) to its id. */
+static int Model_init(Model *self, PyObject *args, PyObject *kwds)
+{
+    static char *names[] = {"grams", "post_start", "post_entry", "post_weight", "n_entries",
+                            "temperature", NULL};
+    PyObject *grams, *ps, *pe, *pw;
+    Py_ssize_t n_entries;
+    double temperature;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOOnd", names, &PyDict_Type, &grams, &ps,
+                                     &pe, &pw, &n_entries, &temperature))
+        return -1;
+    Model_release(self);
+    if (n_entries < 0) {
+        PyErr_SetString(PyExc_ValueError, "n_entries < 0");
+        return -1;
+    }
+    if (get_view(ps, &self->vs, "post_start", "qlnQLN") < 0)
+        return -1;
+    if (get_view(pe, &self->ve, "post_entry", "qlnQLN") < 0) {
+        PyBuffer_Release(&self->vs);
+        return -1;
+    }
+    if (get_view(pw, &self->vw, "post_weight", "d") < 0) {
+        PyBuffer_Release(&self->vs);
+        PyBuffer_Release(&self->ve);
+        return -1;
+    }
+    self->have_views = 1;
+    Py_ssize_t n_post = self->ve.len / 8;
+    if (self->vw.len / 8 != n_post || self->vs.len / 8 < 1) {
+        PyErr_SetString(PyExc_ValueError, "post_entry and post_weight differ in length");
+        goto fail;
+    }
+    self->n_features = self->vs.len / 8 - 1;
+    const int64_t *start = self->vs.buf, *entry = self->ve.buf;
+    /* Checked once here, so that a message's sum needs no checks. */
+    for (Py_ssize_t f = 0; f < self->n_features; f++) {
+        if (start[f] < 0 || start[f] > start[f + 1] || start[f + 1] > n_post) {
+            PyErr_SetString(PyExc_ValueError, "post_start out of range");
+            goto fail;
+        }
+    }
+    for (Py_ssize_t j = 0; j < n_post; j++) {
+        if (entry[j] < 0 || entry[j] >= n_entries) {
+            PyErr_SetString(PyExc_ValueError, "post_entry out of range");
+            goto fail;
+        }
+    }
+    self->n_entries = n_entries;
+    self->temperature = temperature;
+    uint64_t size = 8;
+    while (size < 2 * (uint64_t)PyDict_GET_SIZE(grams) + 8)
+        size <<= 1;
+    self->mask = size - 1;
+    self->keys = PyMem_Calloc(size, sizeof(uint64_t));
+    self->values = PyMem_Calloc(size, sizeof(int64_t));
+    self->acc = PyMem_Calloc((size_t)n_entries + 1, sizeof(double));
+    self->seen = PyMem_Calloc((size_t)n_entries + 1, 1);
+    self->touched = PyMem_Malloc(((size_t)n_entries + 1) * sizeof(int64_t));
+    if (!self->keys || !self->values || !self->acc || !self->seen || !self->touched) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(grams, &pos, &key, &value)) {
+        if (!PyUnicode_Check(key) || PyUnicode_READY(key) < 0 || PyUnicode_GET_LENGTH(key) < 1 ||
+            PyUnicode_GET_LENGTH(key) > 3) {
+            PyErr_SetString(PyExc_ValueError, "grams: keys must be strings of 1-3 characters");
+            goto fail;
+        }
+        Py_ssize_t id = PyLong_AsSsize_t(value);
+        if (id == -1 && PyErr_Occurred())
+            goto fail;
+        if (id < 0 || id >= self->n_features) {
+            PyErr_SetString(PyExc_IndexError, "feature id out of range");
+            goto fail;
+        }
+        uint64_t packed = pack_gram(PyUnicode_KIND(key), PyUnicode_DATA(key), 0,
+                                    PyUnicode_GET_LENGTH(key));
+        uint64_t slot = mix64(packed) & self->mask;
+        while (self->keys[slot] != 0 && self->keys[slot] != packed)
+            slot = (slot + 1) & self->mask;
+        self->keys[slot] = packed;
+        self->values[slot] = id;
+    }
+    return 0;
+fail:
+    Model_release(self);
+    return -1;
+}
+
+static int add_id(Model *self, Py_ssize_t *n, int64_t id)
+{
+    if (*n == self->ids_cap) {
+        Py_ssize_t cap = self->ids_cap ? 2 * self->ids_cap : 256;
+        int64_t *grown = PyMem_Realloc(self->ids, (size_t)cap * sizeof(int64_t));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->ids = grown;
+        self->ids_cap = cap;
+    }
+    self->ids[(*n)++] = id;
+    return 0;
+}
+
+PyDoc_STRVAR(Model_beliefs_doc,
+             "beliefs(text, extra_ids, want) -> None or (beliefs of want, rest, best, belief of best)");
+
+/* beliefs(text, extra_ids, want): the message's features are the character 1-3-grams of each
+ * run of non-space characters of ``text`` that ``grams`` has, and ``extra_ids`` (its token
+ * features' ids), each once. None when no feature is known or no entry has a weight; else
+ * (list: the belief of each entry in ``want``, the belief of every entry no feature touched,
+ * the entry believed most (lowest on ties), its belief). */
+static PyObject *Model_beliefs(Model *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyList_Check(args[1]) ||
+        !PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "beliefs(text: str, extra_ids: list, want: list)");
+        return NULL;
+    }
+    if (self->acc == NULL) {
+        PyErr_SetString(PyExc_ValueError, "Model not initialised");
+        return NULL;
+    }
+    PyObject *text = args[0];
+    if (PyUnicode_READY(text) < 0)
+        return NULL;
+    Py_ssize_t size = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n_ids = 0;
+    for (Py_ssize_t start = 0; start < size;) {
+        while (start < size && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, start)))
+            start++;
+        Py_ssize_t end = start;
+        while (end < size && !Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, end)))
+            end++;
+        for (Py_ssize_t n = 1; n <= 3; n++) {
+            for (Py_ssize_t i = start; i + n <= end; i++) {
+                uint64_t packed = pack_gram(kind, data, i, n);
+                uint64_t slot = mix64(packed) & self->mask;
+                while (self->keys[slot] != 0 && self->keys[slot] != packed)
+                    slot = (slot + 1) & self->mask;
+                if (self->keys[slot] == packed && add_id(self, &n_ids, self->values[slot]) < 0)
+                    return NULL;
+            }
+        }
+        start = end;
+    }
+    Py_ssize_t n_extra = PyList_GET_SIZE(args[1]);
+    for (Py_ssize_t k = 0; k < n_extra; k++) {
+        Py_ssize_t f = PyLong_AsSsize_t(PyList_GET_ITEM(args[1], k));
+        if (f == -1 && PyErr_Occurred())
+            return NULL;
+        if (f < 0 || f >= self->n_features) {
+            PyErr_SetString(PyExc_IndexError, "feature id out of range");
+            return NULL;
+        }
+        if (add_id(self, &n_ids, f) < 0)
+            return NULL;
+    }
+    if (n_ids == 0)
+        Py_RETURN_NONE;
+    /* Each feature once, ascending: the order nb_scores sums them in. */
+    qsort(self->ids, (size_t)n_ids, sizeof(int64_t), cmp_int64);
+    const int64_t *start = self->vs.buf, *entry = self->ve.buf;
+    const double *weight = self->vw.buf;
+    double *acc = self->acc;
+    unsigned char *seen = self->seen;
+    int64_t *touched = self->touched;
+    Py_ssize_t n_touched = 0;
+    for (Py_ssize_t k = 0; k < n_ids; k++) {
+        int64_t f = self->ids[k];
+        if (k > 0 && f == self->ids[k - 1])
+            continue;
+        for (int64_t j = start[f]; j < start[f + 1]; j++) {
+            int64_t e = entry[j];
+            if (!seen[e]) {
+                seen[e] = 1;
+                touched[n_touched++] = e;
+            }
+            acc[e] += weight[j];
+        }
+    }
+    if (n_touched == 0)
+        Py_RETURN_NONE;
+    /* Touched entries ascending: sorted when few, else read off ``seen`` in one pass. */
+    if (n_touched * 16 < self->n_entries) {
+        qsort(touched, (size_t)n_touched, sizeof(int64_t), cmp_int64);
+    } else {
+        Py_ssize_t k = 0;
+        for (Py_ssize_t e = 0; e < self->n_entries; e++)
+            if (seen[e])
+                touched[k++] = e;
+    }
+    double temperature = self->temperature;
+    double top = acc[touched[0]];
+    int64_t best = touched[0];
+    for (Py_ssize_t k = 1; k < n_touched; k++) {
+        if (acc[touched[k]] > top) {
+            top = acc[touched[k]];
+            best = touched[k];
+        }
+    }
+    double rest = exp(-temperature * top);
+    double total = 0.0;
+    for (Py_ssize_t k = 0; k < n_touched; k++) {
+        acc[touched[k]] = exp(temperature * (acc[touched[k]] - top));
+        total += acc[touched[k]];
+    }
+    total += (double)(self->n_entries - n_touched) * rest;
+    PyObject *result = NULL;
+    Py_ssize_t n_want = PyList_GET_SIZE(args[2]);
+    PyObject *wanted = PyList_New(n_want);
+    if (wanted == NULL)
+        goto clear;
+    for (Py_ssize_t k = 0; k < n_want; k++) {
+        Py_ssize_t e = PyLong_AsSsize_t(PyList_GET_ITEM(args[2], k));
+        if (e == -1 && PyErr_Occurred())
+            goto clear;
+        if (e < 0 || e >= self->n_entries) {
+            PyErr_SetString(PyExc_IndexError, "entry out of range");
+            goto clear;
+        }
+        PyObject *value = PyFloat_FromDouble(seen[e] ? acc[e] / total : rest / total);
+        if (value == NULL)
+            goto clear;
+        PyList_SET_ITEM(wanted, k, value);
+    }
+    result = Py_BuildValue("(OdLd)", wanted, rest / total, (long long)best, acc[best] / total);
+clear:
+    Py_XDECREF(wanted);
+    /* The scratch arrays are all zero again for the next message. */
+    for (Py_ssize_t k = 0; k < n_touched; k++) {
+        acc[touched[k]] = 0.0;
+        seen[touched[k]] = 0;
+    }
+    return result;
+}
+
+static PyMethodDef Model_methods[] = {
+    {"beliefs", (PyCFunction)(void (*)(void))Model_beliefs, METH_FASTCALL, Model_beliefs_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ModelType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "knowledge._scan.Model",
+    .tp_basicsize = sizeof(Model),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = PyDoc_STR("The entry model's postings and n-gram table, and its beliefs."),
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Model_init,
+    .tp_dealloc = (destructor)Model_dealloc,
+    .tp_methods = Model_methods,
+};
+
 static PyMethodDef module_methods[] = {
     {"gram_ids", (PyCFunction)(void (*)(void))gram_ids, METH_FASTCALL, gram_ids_doc},
     {"nb_scores", (PyCFunction)(void (*)(void))nb_scores, METH_FASTCALL, nb_scores_doc},
@@ -971,12 +1309,20 @@ PyMODINIT_FUNC PyInit__scan(void)
 {
     if (PyType_Ready(&IndexType) < 0)
         return NULL;
+    if (PyType_Ready(&ModelType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
     Py_INCREF(&IndexType);
     if (PyModule_AddObject(m, "Index", (PyObject *)&IndexType) < 0) {
         Py_DECREF(&IndexType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&ModelType);
+    if (PyModule_AddObject(m, "Model", (PyObject *)&ModelType) < 0) {
+        Py_DECREF(&ModelType);
         Py_DECREF(m);
         return NULL;
     }

@@ -125,7 +125,7 @@ PRECOMPUTE_MAX_EXAMPLES = 5000
 SKIP_COMMON_FROM = 4096
 # Its first guess of the TOP_N-th score, which decides how many common tokens it skips at first
 # (a wrong guess costs time, never exactness).
-COMMON_FIRST_BAR = 60.0
+COMMON_FIRST_BAR = 90.0
 # From this many candidate entries on, it first leaves out those whose ceiling is below that
 # guess (and searches again with all of them when the guess was too high).
 FLOOR_FROM = 256
@@ -302,6 +302,7 @@ class Matcher:
                 share = len(spread[t]) / max(n_entries, 1)
                 weights[t] = 3 if share <= RARE_SHARE else 2 if share <= COMMON_SHARE else 1
         self._weights = weights
+        self._weight_of = weights.tolist()  # per message, a list reads faster than numpy
         self._chars = [chr(0x20000 + t) * int(weights[t]) for t in range(len(names))]
 
         # Per example: the ordered string, its length and distinct-token count; postings.
@@ -405,7 +406,7 @@ class Matcher:
             t = self._ids.get(token)
             if t is None:
                 continue
-            counts[t] = counts.get(t, 0) + int(self._weights[t])
+            counts[t] = counts.get(t, 0) + self._weight_of[t]
             chars.append(self._chars[t])
         ordered = "".join(chars)
         return _Query(ordered, list(counts), list(counts.values()), len(ordered), frozenset(tokens))
@@ -430,20 +431,25 @@ class Matcher:
         and an upper bound of the points. The adjustment array may be shared between calls:
         read it, never write to it."""
         evidence = np.zeros(len(self._slugs), dtype=bool)
-        for token in present:
-            single = self._single_keyword.get(token)
-            if single is not None:
-                evidence[single] = True
-            for g in self._groups_by_token.get(token, ()):
-                i, group = self._groups[g]
-                if not evidence[i] and group <= present:
-                    evidence[i] = True
+        # Which entries have their keywords, in Python lists first: most messages have none,
+        # and one numpy operation per token cost more than the rest of this function.
+        single = [s for s in map(self._single_keyword.get, present) if s is not None]
+        groups = self._groups
+        grouped = [
+            groups[g][0]
+            for token in present
+            for g in self._groups_by_token.get(token, ())
+            if groups[g][1] <= present
+        ]
         stopped = not self._stop_signals.isdisjoint(present)
         off_topic = not stopped and TOPIC_TOKENS.isdisjoint(present)
         against = not AGAINST_TOKENS.isdisjoint(present) and REPLACING.isdisjoint(present)
         base, with_evidence, most = self._base_adjust[(stopped, off_topic, against)]
-        if not evidence.any():
+        if not single and not grouped:
             return base, evidence, most[0]
+        for entries in single:
+            evidence[entries] = True
+        evidence[grouped] = True
         adjust = base.copy()
         np.copyto(adjust, with_evidence, where=evidence)
         return adjust, evidence, most[1]
@@ -583,7 +589,10 @@ class Matcher:
 
     def _entry_score(self, q: _Query, i: int, adjust: np.ndarray) -> float:
         """Entry ``i``'s score as ``scores`` computes it (the same operations: the same
-        floats), from its own examples only."""
+        floats), from its own examples only. As in the search, an example's ordered ratio is
+        read from rapidfuzz only while its bound (the ratio taken as its multiset overlap,
+        which it never exceeds) can beat the best so far: an entry may have a hundred
+        examples, and a ratio each was most of the cost."""
         lo, hi = int(self._starts[i]), int(self._starts[i + 1])
         if not q.ids or lo == hi:
             return 0.0
@@ -596,11 +605,17 @@ class Matcher:
         shared = np.bincount(local, weights=(mine > 0).astype(np.float64), minlength=hi - lo)
         multiset = 200.0 * inter / (q.length + self._length[lo:hi])
         distinct = 200.0 * shared / (len(q.ids) + self._distinct[lo:hi])
-        ordered = process.cdist(
-            [q.ordered], self._ordered[lo:hi], scorer=fuzz.ratio, dtype=np.float64, workers=1
-        )[0]
-        blend = (WEIGHTS[1] * multiset + WEIGHTS[2] * distinct) + WEIGHTS[0] * ordered
-        best = float(blend.max())
+        partial = WEIGHTS[1] * multiset + WEIGHTS[2] * distinct
+        bound = partial + WEIGHTS[0] * multiset + BOUND_SLACK
+        order = np.argsort(-bound, kind="stable").tolist()
+        bound_l, partial_l = bound.tolist(), partial.tolist()
+        best = 0.0
+        for k in order:
+            if bound_l[k] <= best:
+                break
+            blend = partial_l[k] + WEIGHTS[0] * fuzz.ratio(q.ordered, self._ordered[lo + k])
+            if blend > best:
+                best = blend
         return min(max(best + adjust[i], 0.0), 100.0) if best > 0 else 0.0
 
     def blended(
@@ -614,14 +629,14 @@ class Matcher:
         # all: off topic, it has no say.
         if self._stop_signals.isdisjoint(q.present) and TOPIC_TOKENS.isdisjoint(q.present):
             return top, evidence, [0.0] * len(top)
-        found = self.model.scores(words, tokens)
+        found = self.model.beliefs(words, tokens, [i for i, _ in top])
         if found is None:
             return top, evidence, [0.0] * len(top)
-        beliefs, rest, strongest = found
+        of, _, strongest, strongest_belief = found
         fuzzy = dict(top)
-        if strongest not in fuzzy and beliefs[strongest] >= MODEL_RETRIEVE:
+        if strongest not in fuzzy and strongest_belief >= MODEL_RETRIEVE:
             fuzzy[strongest] = self._entry_score(q, strongest, adjust)
-        of = [beliefs.get(i, rest) for i in fuzzy]
+            of.append(strongest_belief)
         # An entry with an example phrased exactly like the message gets the model's full
         # points whatever the model learned from its other examples.
         known = [self._ids.get(t) for t in tokens]
@@ -696,7 +711,7 @@ class Matcher:
         intent = self._decide(
             candidates,
             [
-                bool(evidence[i]) or (b >= MODEL_EVIDENCE and said_stopped)
+                evidence.item(i) or (b >= MODEL_EVIDENCE and said_stopped)
                 for (i, _), b in zip(top, belief, strict=True)
             ],
         )

@@ -40,7 +40,7 @@ try:  # the character n-gram lookup, compiled (knowledge/_scan.c); optional, see
     from knowledge import _scan
 except ImportError:  # pragma: no cover - only without a C compiler at install time
     _scan = None
-if _scan is not None and not hasattr(_scan, "nb_scores"):  # pragma: no cover
+if _scan is not None and not hasattr(_scan, "Model"):  # pragma: no cover
     _scan = None  # built before the model's functions existed: reinstall to rebuild it
 
 ALPHA = 0.3  # additive smoothing of the counts
@@ -134,6 +134,12 @@ class EntryModel:
         self._starts: list[int] = [0]
         self._post_entry = np.empty(0, dtype=np.intp)
         self._post_weight = np.empty(0)
+        # The compiled beliefs (knowledge/_scan.c Model) and the token features' ids by token
+        # (and by (a, b) for pairs), so that a message costs no string building per token.
+        self._compiled: object | None = None
+        self._compiled_lock = threading.Lock()  # it keeps scratch arrays
+        self._token_ids: dict[str, int] = {}
+        self._pair_ids: dict[tuple[str, str], int] = {}
         if not examples or not n_entries:
             return
         c = np.concatenate([ids for _, ids in examples])
@@ -179,6 +185,22 @@ class EntryModel:
         self._post_weight = np.ascontiguousarray(weight[order], dtype=np.float64)
         self._post_start = np.searchsorted(feat[order], np.arange(vocab + 1)).astype(np.int64)
         self._starts = self._post_start.tolist()
+        for name, i in self._ids.items():
+            if name[0] == _TOKEN:
+                self._token_ids[name[1:]] = i
+            elif name[0] == _PAIR:
+                first, _, second = name[1:].partition("\x00")
+                self._pair_ids[first, second] = i
+        if _scan is not None:
+            grams = {n: i for n, i in self._ids.items() if n[0] != _TOKEN and n[0] != _PAIR}
+            self._compiled = _scan.Model(
+                grams,
+                self._post_start,
+                self._post_entry,
+                self._post_weight,
+                n_entries,
+                TEMPERATURE,
+            )
         if _scan is None and vocab * n_entries <= DENSE_MAX:  # pragma: no cover
             self._dense = np.zeros((vocab, n_entries))
             self._dense[feat, entry] = weight
@@ -196,6 +218,24 @@ class EntryModel:
         pairs = [_PAIR + a + "\x00" + b for a, b in pairwise(tokens)]
         out.update(i for i in map(get, pairs) if i is not None)
         return sorted(out)
+
+    def beliefs(
+        self, words: Sequence[str], tokens: Sequence[str], want: Sequence[int]
+    ) -> tuple[list[float], float, int, float] | None:
+        """What the matcher reads of ``scores``, without building a dict of every entry some
+        feature touched: (the belief of each entry of ``want``, the belief of every entry no
+        known feature speaks for, the entry believed most, its belief); the same numbers, to
+        the bit. None when ``scores`` is None."""
+        if self._compiled is None:
+            found = self.scores(words, tokens)
+            if found is None:
+                return None
+            beliefs, rest, best = found
+            return [beliefs.get(i, rest) for i in want], rest, best, beliefs[best]
+        extra = [i for i in map(self._token_ids.get, tokens) if i is not None]
+        extra += [i for i in map(self._pair_ids.get, pairwise(tokens)) if i is not None]
+        with self._compiled_lock:
+            return self._compiled.beliefs("".join(words), extra, list(want))
 
     def raw(self, known: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """The entries some known feature of a message speaks for (ascending) and their naive

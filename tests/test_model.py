@@ -243,3 +243,92 @@ def test_a_message_phrased_exactly_like_an_example_is_that_entrys(pipeline):
     next(e for e in entries if e.slug == target).examples.append(question)
     after = Matcher(entries, pipeline).match(question)
     assert after.intent == target and not after.ambiguous, after.candidates
+
+
+def test_the_compiled_beliefs_are_those_of_scores_to_the_bit(pipeline, monkeypatch):
+    """EntryModel.beliefs (one compiled call: n-gram table, scratch sums, only the entries
+    asked for) gives what scores (gram_ids and nb_scores) gives, with no tolerance; and the
+    numpy fallback of beliefs reads the same from its own scores."""
+    from knowledge import model as model_module
+
+    model = model_of(pipeline, shipped_entries())
+    assert model._compiled is not None
+    texts = [p for e in shipped_entries() for p in e.examples[::7]]
+    texts += ["作废", "jb 凉了 怎么办", "借呗\u3000额度  没了", "", "hello", "借借借借呗呗"]
+    want = list(range(0, model.n_entries, 3))
+    for text in texts:
+        words = pipeline.segment(pipeline.normalise(text))
+        tokens = pipeline.concepts(words)
+        found = model.beliefs(words, tokens, want)
+        old = model.scores(words, tokens)
+        assert (found is None) == (old is None), text
+        if old is None:
+            continue
+        beliefs, rest, best = old
+        assert found == ([beliefs.get(i, rest) for i in want], rest, best, beliefs[best]), text
+    monkeypatch.setattr(model_module, "_scan", None)
+    fallback = model_of(pipeline, shipped_entries())
+    assert fallback._compiled is None
+    words = pipeline.segment(pipeline.normalise("花呗晚还了两天借呗没了"))
+    tokens = pipeline.concepts(words)
+    beliefs, rest, best = fallback.scores(words, tokens)
+    assert fallback.beliefs(words, tokens, [best, 0]) == (
+        [beliefs[best], beliefs.get(0, rest)],
+        rest,
+        best,
+        beliefs[best],
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet="借呗关了 a\t\u3000b\U00020000", max_size=12),
+    extra=st.lists(st.integers(0, 5), max_size=4),
+    want=st.lists(st.integers(0, 3), max_size=5),
+)
+def test_the_compiled_model_sums_what_gram_ids_and_nb_scores_sum(text, extra, want):
+    """Model.beliefs against the two functions it fuses, on any text (the n-gram table packs
+    code points; astral ones included) and repeated calls (its scratch arrays are cleared)."""
+    from knowledge.model import _char_grams
+
+    grams = sorted(set(_char_grams([text])))
+    ids = {g: n for n, g in enumerate(grams[::2])}  # half of them known
+    n_features = len(ids) + 6
+    start = np.arange(0, 2 * n_features + 1, 2, dtype=np.int64)
+    entry = np.arange(2 * n_features, dtype=np.int64) * 7 % 4
+    weight = np.linspace(0.1, 3.0, 2 * n_features)
+    extra = [len(ids) + x for x in extra]
+    model = _scan.Model(ids, start, entry, weight, 4, 0.6)
+    known = sorted(set(_scan.gram_ids(text, ids)) | set(extra))
+    old = _scan.nb_scores(known, start, entry, weight, 4, 0.6) if known else None
+    for _ in range(2):
+        found = model.beliefs(text, extra, want)
+        if old is None:
+            assert found is None
+        else:
+            beliefs, rest, best = old
+            assert found == ([beliefs.get(i, rest) for i in want], rest, best, beliefs[best])
+
+
+def test_the_compiled_model_refuses_bad_arguments():
+    start = np.array([0, 2, 3], dtype=np.int64)
+    entry = np.array([0, 2, 1], dtype=np.int64)
+    weight = np.array([1.0, 2.0, 0.5])
+    model = _scan.Model({"借": 0}, start, entry, weight, 4, 0.6)
+    assert model.beliefs("借", [1], [2])[2] == 2
+    with pytest.raises(IndexError):
+        model.beliefs("借", [2], [])  # feature 2 of 2
+    with pytest.raises(IndexError):
+        model.beliefs("借", [], [4])  # entry 4 of 4
+    with pytest.raises(TypeError):
+        model.beliefs("借", (1,), [])
+    with pytest.raises(ValueError):
+        _scan.Model({"借": 0}, start, entry, weight, 2, 0.6)  # entry 2 of 2
+    with pytest.raises(ValueError):
+        _scan.Model({"借呗关了": 0}, start, entry, weight, 4, 0.6)  # not an n-gram of 1-3
+    with pytest.raises(IndexError):
+        _scan.Model({"借": 2}, start, entry, weight, 4, 0.6)
+    with pytest.raises(TypeError):
+        _scan.Model({"借": 0}, start, entry, weight.astype(np.float32), 4, 0.6)
+    with pytest.raises(ValueError):
+        _scan.Model.__new__(_scan.Model).beliefs("借", [], [])  # never initialised
