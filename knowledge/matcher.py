@@ -450,9 +450,8 @@ class Matcher:
         for entries in single:
             evidence[entries] = True
         evidence[grouped] = True
-        adjust = base.copy()
-        np.copyto(adjust, with_evidence, where=evidence)
-        return adjust, evidence, most[1]
+        # One pass over every entry (the same values as a copy of base and a masked copy).
+        return np.where(evidence, with_evidence, base), evidence, most[1]
 
     def _raw_exhaustive(self, q: _Query, multiset: np.ndarray, distinct: np.ndarray) -> np.ndarray:
         """Every entry's raw score, every example scored with rapidfuzz."""
@@ -574,7 +573,7 @@ class Matcher:
         if self.use_index and self._scan is not None:
             with self._scan_lock:
                 found = self._scan.top(q.ids, q.counts, q.length, adjust, q.ordered, TOP_N, most)
-            top = [(i, s) for s, i in found]
+            return [(i, s) for s, i in found if s > 0], evidence, q, adjust
         elif self.use_index:
             multiset, distinct = self._overlaps(q)
             found = self._top_indexed(q, multiset, distinct, adjust)
@@ -649,10 +648,13 @@ class Matcher:
                 if i in fuzzy and not evidence[i]:
                     fuzzy[i] += float(self._evidence_gain[i])
                     evidence[i] = True
-        scored = [(s + MODEL_WEIGHT * b, i, b) for (i, s), b in zip(fuzzy.items(), of, strict=True)]
-        scored.sort(key=lambda x: (-x[0], x[1]))
-        best = [x for x in scored[:TOP_N] if x[0] > 0]
-        return [(i, s) for s, i, _ in best], evidence, [b for _, _, b in best]
+        # Best first, then the lower entry: sorted as (-score, entry) tuples, no key function.
+        scored = [
+            (-(s + MODEL_WEIGHT * b), i, b) for (i, s), b in zip(fuzzy.items(), of, strict=True)
+        ]
+        scored.sort()
+        best = [x for x in scored[:TOP_N] if x[0] < 0]
+        return [(i, -s) for s, i, _ in best], evidence, [b for _, _, b in best]
 
     def _floor(self, present: frozenset[str]) -> bool:
         """True when the message names 借呗 and says it stopped, and neither says it works nor
