@@ -232,7 +232,7 @@ def test_health_fails_while_the_bot_api_is_down_and_passes_once_it_is_back(api, 
         assert ok.returncode == 0 and ok.stdout.startswith("ok: ")
 
         # Operator's lines: the best candidate of an unmatched question; an admin's reads.
-        api.send_text(USER, "今天天气怎么样呢")
+        api.send_text(USER, "周末的天气会不会下雨呢")
         api.wait_for_messages(USER, timeout=30)
         unmatched = bot.wait_for_log("intent=None")
         assert "best=" in unmatched and "best_score=" in unmatched
