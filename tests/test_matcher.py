@@ -363,7 +363,8 @@ def test_a_bare_what_will_happen_is_no_overdue_question(matcher, text):
 
 
 @pytest.mark.parametrize(
-    "text", ["借呗那个授权是我自己关了，之后还能再开吗", "我取消了借呗的授权会怎样", "我想把借呗关了"]
+    "text",
+    ["借呗那个授权是我自己关了，之后还能再开吗", "我取消了借呗的授权会怎样", "我想把借呗关了"],
 )
 def test_the_users_own_closing_is_not_the_floor(matcher, text):
     """The user as subject of the stop (我关了, 我取消了) is closing it oneself."""
