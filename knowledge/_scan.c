@@ -22,8 +22,8 @@
  * every token read, at worst: the plain search).
  *
  * On a base with many candidate entries, entries whose ceiling is below the guess are left
- * out of the heap; if the N-th score found is below the guess, the search runs again with all
- * of them (``floor`` in search()).
+ * out of the heap at first; if the N-th score found is below the guess, the search goes on
+ * with those, against the top it found (``floor`` in search()).
  *
  * Floating point: every score is computed with the same operations in the same order as the
  * exhaustive numpy scorer (Matcher with use_index=False), so the results are identical to
@@ -428,7 +428,7 @@ static double common_bound(const Index *self, const QueryToken *q, Py_ssize_t n_
  *
  * ``floor`` is a guess of the n-th score: entries whose ceiling is below it are left out of
  * the heap (on a large base most are). If the n-th score found is not below the floor, it is
- * exact; otherwise the search runs again with every entry. */
+ * exact; otherwise the search goes on with the entries left out, against the top found. */
 static Py_ssize_t search(Index *self, uint32_t first, Py_ssize_t n_touched, double floor,
                          double qlen, double qdistinct, const double *adjust, PyObject *query,
                          Py_ssize_t top_n, double *top_score, int32_t *top_entry)
@@ -438,6 +438,9 @@ static Py_ssize_t search(Index *self, uint32_t first, Py_ssize_t n_touched, doub
     Ceiling *restrict heap = self->heap;
     if (n_touched < self->floor_from)
         floor = -HUGE_VAL; /* a small heap: not worth a second search on a wrong guess */
+    /* The entries whose ceiling is at least ``floor``; on the second pass, the others. */
+    double lo = floor, hi = HUGE_VAL;
+    Py_ssize_t n_top = 0;
 again:;
     Py_ssize_t n_heap = 0;
     for (Py_ssize_t k = 0; k < n_touched; k++) {
@@ -445,14 +448,14 @@ again:;
         const double ceiling = clip(en_bound[i] + adjust[i]);
         heap[n_heap].entry = i;
         heap[n_heap].ceiling = ceiling;
-        n_heap += ceiling >= floor;
+        n_heap += ceiling >= lo && ceiling < hi;
     }
-    const int complete = n_heap == n_touched;
+    const int complete = hi == HUGE_VAL && n_heap == n_touched;
     for (Py_ssize_t k = n_heap / 2 - 1; k >= 0; k--)
         sift_down(heap, n_heap, k);
 
-    /* Visit entries by ceiling; stop when no ceiling can reach the n-th score. */
-    Py_ssize_t n_top = 0;
+    /* Visit entries by ceiling; stop when no ceiling can reach the n-th score. The top found
+     * so far stays: a second pass only adds the entries the first left out. */
     while (n_heap > 0) {
         const Ceiling next = heap[0];
         const int32_t i = next.entry;
@@ -509,8 +512,13 @@ again:;
         if (n_top < top_n)
             n_top++;
     }
-    if (!complete && (n_top < top_n || top_score[top_n - 1] < floor)) {
-        floor = -HUGE_VAL; /* the guess was too high */
+    if (!complete && hi == HUGE_VAL && (n_top < top_n || top_score[top_n - 1] < floor)) {
+        /* The guess was too high. Every entry with a ceiling of at least ``floor`` was
+         * visited (the visit stopped early only at a ceiling below the n-th score, which is
+         * not below ``floor`` then), so their exact scores are in the top already: the
+         * second pass visits the others, by ceiling, against the same top. */
+        hi = floor;
+        lo = -HUGE_VAL;
         goto again;
     }
     return n_top;

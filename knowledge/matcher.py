@@ -58,8 +58,9 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -168,6 +169,10 @@ class Candidate(NamedTuple):
     kind: str
 
 
+# A Candidate from a (slug, score, kind) tuple, without the Python-level __new__ of NamedTuple.
+_candidate = partial(tuple.__new__, Candidate)
+
+
 @dataclass(frozen=True)
 class Match:
     """What a message matched: ``intent`` is None when nothing reached the threshold."""
@@ -205,6 +210,7 @@ class _Query:
     counts: list[int]  # weighted count of each
     length: int  # len(ordered)
     present: frozenset[str]
+    sequence: tuple[int, ...] | None = None  # every token's id, in order; None if one is unknown
 
 
 class Matcher:
@@ -286,6 +292,7 @@ class Matcher:
         self._ids = ids
         self._slugs = [e.slug for e in entries]
         self._kinds = [e.kind for e in entries]
+        self._slug_kind = list(zip(self._slugs, self._kinds, strict=True))
         n_entries = len(entries)
         self._owner = np.asarray(owner, dtype=np.intp)
         self._starts = np.asarray([*starts, len(token_lists)], dtype=np.intp)
@@ -374,8 +381,11 @@ class Matcher:
             else:
                 for token in group:
                     self._groups_by_token.setdefault(token, []).append(g)
-        self._single_keyword = {t: np.asarray(ix, dtype=np.intp) for t, ix in single.items()}
+        self._single_keyword = single
         self._evidence_gain = KEYWORD_BONUS + self._missing
+        # The evidence of a message with no keyword (most): shared, so read-only.
+        self._no_evidence = np.zeros(n_entries, dtype=bool)
+        self._no_evidence.flags.writeable = False
         self._base_adjust = {}
         for stopped in (False, True):
             for off_topic in (False, True):
@@ -402,14 +412,22 @@ class Matcher:
     def _query(self, tokens: Sequence[str]) -> _Query:
         counts: dict[int, int] = {}
         chars = []
-        for token in tokens:
-            t = self._ids.get(token)
+        weight_of, chars_of = self._weight_of, self._chars
+        known = list(map(self._ids.get, tokens))
+        for t in known:
             if t is None:
                 continue
-            counts[t] = counts.get(t, 0) + self._weight_of[t]
-            chars.append(self._chars[t])
+            counts[t] = counts.get(t, 0) + weight_of[t]
+            chars.append(chars_of[t])
         ordered = "".join(chars)
-        return _Query(ordered, list(counts), list(counts.values()), len(ordered), frozenset(tokens))
+        return _Query(
+            ordered,
+            list(counts),
+            list(counts.values()),
+            len(ordered),
+            frozenset(tokens),
+            None if None in known else tuple(known),
+        )
 
     def _overlaps(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
         """(multiset, set) overlap scores of every example, 0-100, via the postings."""
@@ -428,9 +446,8 @@ class Matcher:
 
     def _adjustments(self, present: frozenset[str]) -> tuple[np.ndarray, np.ndarray, float]:
         """Per entry: points added to the raw score, and whether its keywords are present;
-        and an upper bound of the points. The adjustment array may be shared between calls:
-        read it, never write to it."""
-        evidence = np.zeros(len(self._slugs), dtype=bool)
+        and an upper bound of the points. Both arrays may be shared between calls: read them,
+        never write to them."""
         # Which entries have their keywords, in Python lists first: most messages have none,
         # and one numpy operation per token cost more than the rest of this function.
         single = [s for s in map(self._single_keyword.get, present) if s is not None]
@@ -446,12 +463,20 @@ class Matcher:
         against = not AGAINST_TOKENS.isdisjoint(present) and REPLACING.isdisjoint(present)
         base, with_evidence, most = self._base_adjust[(stopped, off_topic, against)]
         if not single and not grouped:
-            return base, evidence, most[0]
+            return base, self._no_evidence, most[0]
+        # A copy of base with each entry that has evidence set to its with_evidence value
+        # (the same floats as np.where(evidence, with_evidence, base)), entry by entry: a
+        # message has evidence for a few entries, and a numpy pass over every entry cost more.
+        evidence = np.zeros(len(self._slugs), dtype=bool)
+        adjust = base.copy()
         for entries in single:
-            evidence[entries] = True
-        evidence[grouped] = True
-        # One pass over every entry (the same values as a copy of base and a masked copy).
-        return np.where(evidence, with_evidence, base), evidence, most[1]
+            for i in entries:
+                evidence[i] = True
+                adjust[i] = with_evidence[i]
+        for i in grouped:
+            evidence[i] = True
+            adjust[i] = with_evidence[i]
+        return adjust, evidence, most[1]
 
     def _raw_exhaustive(self, q: _Query, multiset: np.ndarray, distinct: np.ndarray) -> np.ndarray:
         """Every entry's raw score, every example scored with rapidfuzz."""
@@ -623,14 +648,21 @@ class Matcher:
         """The best entries by the blend (rapidfuzz and evidence, plus the entry model), as
         (entry index, score: up to 100 + MODEL_WEIGHT) best first; the keyword evidence per
         entry; the model's belief in each of the best entries (0 where it has no say)."""
+        top, evidence, belief, _ = self._blend(tokens, words)
+        return top, evidence, belief
+
+    def _blend(
+        self, tokens: Sequence[str], words: Sequence[str]
+    ) -> tuple[list[tuple[int, float]], np.ndarray, list[float], _Query]:
+        """``blended``, and the query it made."""
         top, evidence, q, adjust = self._scores(tokens)
         # The model says which entry a message is most like, not whether it is about 借呗 at
         # all: off topic, it has no say.
         if self._stop_signals.isdisjoint(q.present) and TOPIC_TOKENS.isdisjoint(q.present):
-            return top, evidence, [0.0] * len(top)
+            return top, evidence, [0.0] * len(top), q
         found = self.model.beliefs(words, tokens, [i for i, _ in top])
         if found is None:
-            return top, evidence, [0.0] * len(top)
+            return top, evidence, [0.0] * len(top), q
         of, _, strongest, strongest_belief = found
         fuzzy = dict(top)
         if strongest not in fuzzy and strongest_belief >= MODEL_RETRIEVE:
@@ -638,8 +670,7 @@ class Matcher:
             of.append(strongest_belief)
         # An entry with an example phrased exactly like the message gets the model's full
         # points whatever the model learned from its other examples.
-        known = [self._ids.get(t) for t in tokens]
-        exact = None if None in known else self._exact.get(tuple(known))
+        exact = None if q.sequence is None else self._exact.get(q.sequence)
         if exact:
             of = [1.0 if i in exact else b for i, b in zip(fuzzy, of, strict=True)]
             # ... and the example is its evidence, as its keywords would be.
@@ -654,7 +685,7 @@ class Matcher:
         ]
         scored.sort()
         best = [x for x in scored[:TOP_N] if x[0] < 0]
-        return [(i, -s) for s, i, _ in best], evidence, [b for _, _, b in best]
+        return [(i, -s) for s, i, _ in best], evidence, [b for _, _, b in best], q
 
     def _floor(self, present: frozenset[str]) -> bool:
         """True when the message names 借呗 and says it stopped, and neither says it works nor
@@ -699,25 +730,26 @@ class Matcher:
         reads their characters), cut again from ``text`` when not given."""
         if words is None:
             words = self.pipeline.segment(self.pipeline.normalise(text))
-        top, evidence, belief = self.blended(tokens, words)
+        top, evidence, belief, q = self._blend(tokens, words)
+        present = q.present
         # The model's confidence is relative (which entry, if any); it lowers the bar only
         # when the message says something stopped.
-        said_stopped = not self._stop_signals.isdisjoint(tokens)
+        said_stopped = not self._stop_signals.isdisjoint(present)
         # Scores are shown 0-100; the order and the margin use the blend unclipped, so that two
         # entries that both reach 100 are still told apart.
-        full = {self._slugs[i]: s for i, s in top}
-        candidates = [
-            Candidate(self._slugs[i], round(min(float(s), 100.0), 1), self._kinds[i])
-            for i, s in top
-        ]
+        slug_kind = self._slug_kind
+        candidates = []
+        for i, s in top:
+            shown = float(s)
+            slug, kind = slug_kind[i]
+            candidates.append(_candidate((slug, round(shown, 1) if shown < 100.0 else 100.0, kind)))
         intent = self._decide(
             candidates,
-            [
+            (  # read only for the candidates tied for best
                 evidence.item(i) or (b >= MODEL_EVIDENCE and said_stopped)
                 for (i, _), b in zip(top, belief, strict=True)
-            ],
+            ),
         )
-        present = frozenset(tokens)
         if (
             self._overview is not None
             and (intent is None or self.entries[intent].kind not in ANSWER_KINDS)
@@ -732,6 +764,7 @@ class Matcher:
             candidates.insert(0, candidates.pop(rank))
         ambiguous = False
         if intent is not None and candidates[0].kind == "cause":
+            full = {self._slugs[i]: s for i, s in top}
             causes = [full[x.slug] for x in candidates if x.kind == "cause"]
             ambiguous = len(causes) >= 2 and round(causes[0] - causes[1], 1) < self.margin
         return Match(
@@ -742,7 +775,7 @@ class Matcher:
             ambiguous=ambiguous,
         )
 
-    def _decide(self, candidates: list[Candidate], lowered: list[bool]) -> str | None:
+    def _decide(self, candidates: list[Candidate], lowered: Iterable[bool]) -> str | None:
         """The best candidate, if it clears its bar (the lower one with evidence); of several
         tied for best, the first that does."""
         if not candidates:

@@ -41,6 +41,8 @@ CONCEPT_FREQ = 200_000
 # forces jieba.
 SEGMENTERS = ("auto", "jieba", "rjieba")
 _NON_WORD = re.compile(r"[\W_]+")
+_LATIN = re.compile(r"[a-z0-9]")
+_ANYTHING = re.compile("")
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 
 
@@ -124,6 +126,11 @@ class TextPipeline:
             if aliases
             else None
         )
+        # Every alias has a latin letter or digit (they are latin by design): a message
+        # without one has none of them, and the alternation need not be tried at each place.
+        self._alias_needs = (
+            _LATIN if aliases and all(_LATIN.search(a) for a in aliases) else _ANYTHING
+        )
         self._lock = threading.Lock()
         self._words = [
             (w, f)
@@ -162,7 +169,7 @@ class TextPipeline:
         (:func:`knowledge.privacy.matchable`): an ID number is no evidence of an ID problem.
         """
         text = normalise_basic(matchable(text[: MAX_MATCH_CHARS * 2]))[:MAX_MATCH_CHARS]
-        if self._alias_re is not None:
+        if self._alias_re is not None and self._alias_needs.search(text):
             text = self._alias_re.sub(lambda m: self.lexicon.aliases[m.group(0)], text)
         if self._replace_re is not None:
             text = self._replace_re.sub(lambda m: self.lexicon.replace[m.group(0)], text)
