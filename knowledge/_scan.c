@@ -438,19 +438,21 @@ static Py_ssize_t search(Index *self, uint32_t first, Py_ssize_t n_touched, doub
     Ceiling *restrict heap = self->heap;
     if (n_touched < self->floor_from)
         floor = -HUGE_VAL; /* a small heap: not worth a second search on a wrong guess */
-    /* The entries whose ceiling is at least ``floor``; on the second pass, the others. */
-    double lo = floor, hi = HUGE_VAL;
-    Py_ssize_t n_top = 0;
-again:;
-    Py_ssize_t n_heap = 0;
+    /* The first pass visits the entries whose ceiling is at least ``floor`` (the front of
+     * ``heap``); the others wait at its back, with their ceilings, for a second pass. */
+    int second = 0;
+    Py_ssize_t n_top = 0, n_heap = 0, back = n_touched;
     for (Py_ssize_t k = 0; k < n_touched; k++) {
         const int32_t i = self->touched[k];
-        const double ceiling = clip(en_bound[i] + adjust[i]);
-        heap[n_heap].entry = i;
-        heap[n_heap].ceiling = ceiling;
-        n_heap += ceiling >= lo && ceiling < hi;
+        const Ceiling item = {clip(en_bound[i] + adjust[i]), i};
+        const int in = item.ceiling >= floor;
+        heap[n_heap] = item; /* both writes, no branch: one of them counts */
+        heap[back - 1] = item;
+        n_heap += in;
+        back -= !in;
     }
-    const int complete = hi == HUGE_VAL && n_heap == n_touched;
+again:;
+    const int complete = back == n_touched;
     for (Py_ssize_t k = n_heap / 2 - 1; k >= 0; k--)
         sift_down(heap, n_heap, k);
 
@@ -512,13 +514,19 @@ again:;
         if (n_top < top_n)
             n_top++;
     }
-    if (!complete && hi == HUGE_VAL && (n_top < top_n || top_score[top_n - 1] < floor)) {
+    if (!complete && !second && (n_top < top_n || top_score[top_n - 1] < floor)) {
         /* The guess was too high. Every entry with a ceiling of at least ``floor`` was
          * visited (the visit stopped early only at a ceiling below the n-th score, which is
          * not below ``floor`` then), so their exact scores are in the top already: the
-         * second pass visits the others, by ceiling, against the same top. */
-        hi = floor;
-        lo = -HUGE_VAL;
+         * second pass visits the others, by ceiling, against the same top. (The visit only
+         * moved items below n_heap, never those at the back.) */
+        second = 1;
+        n_heap = 0;
+        for (Py_ssize_t k = back; k < n_touched; k++) {
+            heap[n_heap] = heap[k];
+            n_heap += heap[k].ceiling >= -HUGE_VAL; /* not NaN */
+        }
+        back = n_touched;
         goto again;
     }
     return n_top;

@@ -132,6 +132,9 @@ COMMON_FIRST_BAR = 90.0
 FLOOR_FROM = 256
 # Entries ordered by partition first when visiting a large base (see _visiting_order).
 VISIT_BATCH = 64
+# Up to this many entries with keyword evidence, their adjustments are set one by one in
+# Python; more, in one numpy operation.
+EVIDENCE_ONE_BY_ONE = 16
 # The learned entry model (knowledge/model.py) adds up to MODEL_WEIGHT points: its 0-1 belief
 # in the entry times this. An entry it believes in at least MODEL_RETRIEVE (so at most one) is
 # a candidate even when rapidfuzz's index did not rank it in its TOP_N (0.25 gave the same
@@ -381,7 +384,8 @@ class Matcher:
             else:
                 for token in group:
                     self._groups_by_token.setdefault(token, []).append(g)
-        self._single_keyword = single
+        self._single_keyword = {t: np.asarray(ix, dtype=np.intp) for t, ix in single.items()}
+        self._single_keyword_l = single
         self._evidence_gain = KEYWORD_BONUS + self._missing
         # The evidence of a message with no keyword (most): shared, so read-only.
         self._no_evidence = np.zeros(n_entries, dtype=bool)
@@ -398,14 +402,16 @@ class Matcher:
                     if against:
                         base -= np.where(self._is_answer, AGAINST_PENALTY, 0.0)
                     # The same operation as base + evidence * gain where evidence is True:
-                    # identical floats either way.
+                    # identical floats either way. As a list: read entry by entry.
                     with_evidence = base + self._evidence_gain
                     base.flags.writeable = with_evidence.flags.writeable = False
-                    most = (
-                        float(base.max(initial=0.0)),
-                        float(max(base.max(initial=0.0), with_evidence.max(initial=0.0))),
+                    most = float(base.max(initial=0.0))
+                    self._base_adjust[(stopped, off_topic, against)] = (
+                        base,
+                        with_evidence,
+                        with_evidence.tolist(),  # read entry by entry
+                        most,
                     )
-                    self._base_adjust[(stopped, off_topic, against)] = (base, with_evidence, most)
 
     # -- scoring --------------------------------------------------------------------------
 
@@ -450,7 +456,7 @@ class Matcher:
         never write to them."""
         # Which entries have their keywords, in Python lists first: most messages have none,
         # and one numpy operation per token cost more than the rest of this function.
-        single = [s for s in map(self._single_keyword.get, present) if s is not None]
+        single = [s for s in map(self._single_keyword_l.get, present) if s is not None]
         groups = self._groups
         grouped = [
             groups[g][0]
@@ -461,22 +467,35 @@ class Matcher:
         stopped = not self._stop_signals.isdisjoint(present)
         off_topic = not stopped and TOPIC_TOKENS.isdisjoint(present)
         against = not AGAINST_TOKENS.isdisjoint(present) and REPLACING.isdisjoint(present)
-        base, with_evidence, most = self._base_adjust[(stopped, off_topic, against)]
+        base, with_evidence, with_evidence_l, most = self._base_adjust[
+            (stopped, off_topic, against)
+        ]
         if not single and not grouped:
-            return base, self._no_evidence, most[0]
+            return base, self._no_evidence, most
         # A copy of base with each entry that has evidence set to its with_evidence value
-        # (the same floats as np.where(evidence, with_evidence, base)), entry by entry: a
-        # message has evidence for a few entries, and a numpy pass over every entry cost more.
+        # (the same floats as np.where(evidence, with_evidence, base)): a message has evidence
+        # for a few entries, and a numpy pass over every entry cost more. The bound is the
+        # largest value set, not the largest any entry could get: the tighter it is, the more
+        # common tokens the compiled search can leave unread.
         evidence = np.zeros(len(self._slugs), dtype=bool)
         adjust = base.copy()
-        for entries in single:
-            for i in entries:
+        if sum(map(len, single)) + len(grouped) <= EVIDENCE_ONE_BY_ONE:
+            for i in [i for entries in single for i in entries] + grouped:
+                value = with_evidence_l[i]
                 evidence[i] = True
-                adjust[i] = with_evidence[i]
-        for i in grouped:
-            evidence[i] = True
-            adjust[i] = with_evidence[i]
-        return adjust, evidence, most[1]
+                adjust[i] = value
+                if value > most:
+                    most = value
+        else:  # a common keyword on a large base: hundreds of entries
+            keyword = self._single_keyword
+            at = np.concatenate(
+                [*(keyword[t] for t in present if t in keyword), np.asarray(grouped, np.intp)]
+            )
+            values = with_evidence[at]
+            evidence[at] = True
+            adjust[at] = values
+            most = max(most, float(values.max()))
+        return adjust, evidence, most
 
     def _raw_exhaustive(self, q: _Query, multiset: np.ndarray, distinct: np.ndarray) -> np.ndarray:
         """Every entry's raw score, every example scored with rapidfuzz."""
