@@ -97,6 +97,7 @@ typedef struct {
     uint32_t *en_stamp;     /* n_entries: the round that first touched it, as Example.stamp */
     double *en_bound;       /* n_entries: best bound of the entry's touched examples */
     Ceiling *heap;          /* n_entries: touched entries, a max-heap by ceiling */
+    Ceiling *later;         /* n_entries: those below the heap's batch (see first_batch) */
     double *cand_bound;     /* max examples of one entry */
     double *cand_partial;
     int32_t *cand_example;
@@ -152,6 +153,7 @@ static void Index_dealloc(Index *self)
     PyMem_Free(self->en_stamp);
     PyMem_Free(self->en_bound);
     PyMem_Free(self->heap);
+    PyMem_Free(self->later);
     PyMem_Free(self->dense_slot);
     PyMem_Free(self->dense);
     PyMem_Free(self->cand_bound);
@@ -296,6 +298,7 @@ static int Index_init(Index *self, PyObject *args, PyObject *kwds)
     ALLOC(self->en_stamp, self->n_entries);
     ALLOC(self->en_bound, self->n_entries);
     ALLOC(self->heap, self->n_entries + 1);
+    ALLOC(self->later, self->n_entries + 1);
     ALLOC(self->cand_bound, max_size);
     ALLOC(self->cand_partial, max_size);
     ALLOC(self->cand_example, max_size);
@@ -377,6 +380,47 @@ static void sift_down(Ceiling *heap, Py_ssize_t n, Py_ssize_t at)
     heap[at] = item;
 }
 
+/* A large heap is not built whole: usually a few dozen entries are visited. The entries of
+ * the highest ceilings, at least VISIT_BATCH of them, found by counting ceilings in BUCKETS
+ * bands of [0, 100], make the heap; the rest wait in ``later`` and make the heap once it is
+ * empty. Each of the first has a higher ceiling than each of the rest, so the entries are
+ * visited in the same order as from one heap of all of them. */
+#define VISIT_BATCH 64
+#define BUCKETS 1024
+
+static inline int bucket_of(double ceiling) /* ceiling in [0, 100]; monotonic */
+{
+    const int b = (int)(ceiling * ((BUCKETS - 1) / 100.0));
+    return b < BUCKETS - 1 ? b : BUCKETS - 1;
+}
+
+/* heap[0..n) (ceilings in [0, 100]) -> a max-heap of its best entries, heap[0..returned),
+ * and the others in later[0..*n_later). */
+static Py_ssize_t first_batch(Ceiling *heap, Py_ssize_t n, Ceiling *later, Py_ssize_t *n_later)
+{
+    *n_later = 0;
+    if (n > 4 * VISIT_BATCH) {
+        int count[BUCKETS] = {0};
+        for (Py_ssize_t k = 0; k < n; k++)
+            count[bucket_of(heap[k].ceiling)]++;
+        int cut = BUCKETS - 1;
+        for (Py_ssize_t above = count[cut]; cut > 0 && above < VISIT_BATCH;)
+            above += count[--cut];
+        Py_ssize_t n_first = 0;
+        for (Py_ssize_t k = 0; k < n; k++) {
+            const Ceiling item = heap[k];
+            if (bucket_of(item.ceiling) >= cut)
+                heap[n_first++] = item;
+            else
+                later[(*n_later)++] = item;
+        }
+        n = n_first;
+    }
+    for (Py_ssize_t k = n / 2 - 1; k >= 0; k--)
+        sift_down(heap, n, k);
+    return n;
+}
+
 static inline double clip(double x)
 {
     return x < 0.0 ? 0.0 : (x > 100.0 ? 100.0 : x);
@@ -453,12 +497,23 @@ static Py_ssize_t search(Index *self, uint32_t first, Py_ssize_t n_touched, doub
     }
 again:;
     const int complete = back == n_touched;
-    for (Py_ssize_t k = n_heap / 2 - 1; k >= 0; k--)
-        sift_down(heap, n_heap, k);
+    Py_ssize_t n_later;
+    n_heap = first_batch(heap, n_heap, self->later, &n_later);
 
     /* Visit entries by ceiling; stop when no ceiling can reach the n-th score. The top found
      * so far stays: a second pass only adds the entries the first left out. */
-    while (n_heap > 0) {
+    for (;;) {
+        if (n_heap == 0) {
+            if (n_later == 0)
+                break;
+            /* The batch is spent: the rest make the heap (below ``back``: n_later is at
+             * most the pass's entries, which all lay below it). */
+            memcpy(heap, self->later, (size_t)n_later * sizeof(Ceiling));
+            n_heap = n_later;
+            n_later = 0;
+            for (Py_ssize_t k = n_heap / 2 - 1; k >= 0; k--)
+                sift_down(heap, n_heap, k);
+        }
         const Ceiling next = heap[0];
         const int32_t i = next.entry;
         heap[0] = heap[--n_heap];
