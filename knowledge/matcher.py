@@ -338,6 +338,8 @@ class Matcher:
         self._tok_id = np.asarray(tok_id, dtype=np.intp)
         self._tok_n = np.asarray(tok_n, dtype=np.float64)
         self._tok_start = np.asarray(tok_start, dtype=np.intp)
+        # The example of each of those slots (an entry's examples are contiguous).
+        self._tok_example = np.repeat(np.arange(len(token_lists)), np.diff(self._tok_start))
         self._post_ex = [np.fromiter(p.keys(), dtype=np.intp, count=len(p)) for p in post]
         self._post_n = [np.fromiter(p.values(), dtype=np.float64, count=len(p)) for p in post]
         self._post_max = [max(p.values(), default=0) for p in post]
@@ -384,6 +386,7 @@ class Matcher:
             else:
                 for token in group:
                     self._groups_by_token.setdefault(token, []).append(g)
+        self._group_tokens = frozenset(self._groups_by_token)
         self._single_keyword = {t: np.asarray(ix, dtype=np.intp) for t, ix in single.items()}
         self._single_keyword_l = single
         self._evidence_gain = KEYWORD_BONUS + self._missing
@@ -458,12 +461,16 @@ class Matcher:
         # and one numpy operation per token cost more than the rest of this function.
         single = [s for s in map(self._single_keyword_l.get, present) if s is not None]
         groups = self._groups
-        grouped = [
-            groups[g][0]
-            for token in present
-            for g in self._groups_by_token.get(token, ())
-            if groups[g][1] <= present
-        ]
+        grouped = (
+            [
+                groups[g][0]
+                for token in present
+                for g in self._groups_by_token.get(token, ())
+                if groups[g][1] <= present
+            ]
+            if not self._group_tokens.isdisjoint(present)
+            else []
+        )
         stopped = not self._stop_signals.isdisjoint(present)
         off_topic = not stopped and TOPIC_TOKENS.isdisjoint(present)
         against = not AGAINST_TOKENS.isdisjoint(present) and REPLACING.isdisjoint(present)
@@ -643,7 +650,7 @@ class Matcher:
         qn = np.zeros(len(self._ids))
         qn[q.ids] = q.counts
         mine = qn[self._tok_id[a:b]]
-        local = np.repeat(np.arange(hi - lo), np.diff(self._tok_start[lo : hi + 1]))
+        local = self._tok_example[a:b] - lo
         inter = np.bincount(local, weights=np.minimum(self._tok_n[a:b], mine), minlength=hi - lo)
         shared = np.bincount(local, weights=(mine > 0).astype(np.float64), minlength=hi - lo)
         multiset = 200.0 * inter / (q.length + self._length[lo:hi])
@@ -778,7 +785,7 @@ class Matcher:
             intent = self._slugs[self._overview]
             if all(c.slug != intent for c in candidates):
                 candidates.append(Candidate(intent, 0.0, "overview"))
-        if intent is not None:
+        if intent is not None and candidates[0].slug != intent:
             rank = next(r for r, c in enumerate(candidates) if c.slug == intent)
             candidates.insert(0, candidates.pop(rank))
         ambiguous = False
