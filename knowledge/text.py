@@ -110,6 +110,7 @@ class TextPipeline:
         self.lexicon = lexicon or Lexicon.load()
         lex = self.lexicon
         self._surface = lex.surface_to_concept
+        self._concept_names = frozenset(lex.surface_to_concept.values())
         self._negators = set(lex.negators)
         self._never_negated = set(lex.never_negated)
         self._stopwords = set(lex.stopwords) - self._negators
@@ -184,6 +185,15 @@ class TextPipeline:
             words = self.tokenizer.lcut(normalised, HMM=True)
         return [" " if w.isspace() else w for w in words]
 
+    def _negate(self, concept: str, rewrite: dict[str, str]) -> str:
+        """A concept under a negator: the lexicon's rewrite (没 + 借过 -> UNUSED), else
+        ``NOT_<concept>``. A negated negative is the positive where the lexicon has it:
+        没有 + 按时还 -> OVERDUE, 不在 + 本地 -> REMOTE_LOGIN."""
+        if concept.startswith("NOT_"):
+            positive = concept[4:]
+            return positive if positive in self._concept_names else concept
+        return rewrite.get(concept, "NOT_" + concept)
+
     def concepts(self, words: Iterable[str]) -> list[str]:
         """Map words to concept tokens, drop stop words, apply negation scope.
 
@@ -231,14 +241,12 @@ class TextPipeline:
             concept = self._surface.get(word)
             if concept is not None:
                 if pending is not None and concept not in self._never_negated:
-                    if not concept.startswith("NOT_"):
-                        concept = rewrite.get(concept, "NOT_" + concept)
+                    concept = self._negate(concept, rewrite)
                     # 没用公共wifi: the negation covers the concepts right after, too.
                     pending, left = None, 0
                     negated_run = True
                 elif negated_run and concept not in self._never_negated:
-                    if not concept.startswith("NOT_"):
-                        concept = rewrite.get(concept, "NOT_" + concept)
+                    concept = self._negate(concept, rewrite)
                 else:
                     negated_run = False
                 if concept in PRODUCTS:

@@ -70,6 +70,10 @@ def test_normalise(pipeline, raw, expected):
         ("花呗和备用金都没按时还，借呗也没了", {"OTHER_OVERDUE"}, {"OVERDUE"}),
         ("借呗和花呗都逾期了，现在借呗用不了", {"OVERDUE"}, {"OTHER_OVERDUE"}),
         ("借呗逾期了，花呗还能用", {"OVERDUE"}, {"OTHER_OVERDUE"}),
+        # a negated negative is the positive
+        ("借呗上个月没有按时还，现在借不了", {"OVERDUE"}, {"NOT_OVERDUE"}),
+        ("我人不在本地，登录以后借呗没了", {"REMOTE_LOGIN"}, {"NOT_REMOTE_LOGIN"}),
+        ("每次都按时还款，借呗还是没了", {"NOT_OVERDUE"}, {"OVERDUE"}),
     ],
 )
 def test_concepts_negation_and_agency(pipeline, text, has, lacks):
