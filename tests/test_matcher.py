@@ -74,6 +74,18 @@ def test_normalise(pipeline, raw, expected):
         ("借呗上个月没有按时还，现在借不了", {"OVERDUE"}, {"NOT_OVERDUE"}),
         ("我人不在本地，登录以后借呗没了", {"REMOTE_LOGIN"}, {"NOT_REMOTE_LOGIN"}),
         ("每次都按时还款，借呗还是没了", {"NOT_OVERDUE"}, {"OVERDUE"}),
+        # 能不能用 asks whether (a question, like 会不会影响); it says no stop
+        ("身份证到期了，借呗还能不能用", {"IDCARD", "AFFECT"}, {"STOPPED"}),
+        ("余额宝能不能用借呗的钱买", {"AFFECT"}, {"STOPPED"}),
+        # after a stop, whether the money is still owed is a repaying question
+        ("借呗被停了，之前借的还要还吗", {"STOPPED", "REPAY"}, set()),
+        ("jb没了那欠的钱还用还吗", {"STOPPED", "REPAY"}, set()),
+        # 花呗 described, not named; its overdue is not 借呗's
+        ("网购用的先买后付那个忘了还，借呗就没了", {"HUABEI", "OTHER_OVERDUE"}, {"OVERDUE"}),
+        ("手机號碼換來換去，借唄關了", {"PHONE_CHANGE", "STOPPED"}, set()),
+        ("在另一个城市登入过支付宝", {"REMOTE_LOGIN"}, set()),
+        ("信用卡网贷都借满了，借呗停了", {"DEBT", "STOPPED"}, set()),
+        ("借呗逾期会上征信吗", {"CONSEQUENCE"}, set()),
     ],
 )
 def test_concepts_negation_and_agency(pipeline, text, has, lacks):
