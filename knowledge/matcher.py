@@ -250,6 +250,7 @@ class Matcher:
         ids: dict[str, int] = {}
         token_lists: list[list[int]] = []
         owner: list[int] = []
+        phrases: list[str] = []  # each token list's example
         starts: list[int] = []
         groups: list[tuple[int, frozenset[str]]] = []
         model_examples: list[tuple[int, np.ndarray]] = []
@@ -275,6 +276,7 @@ class Matcher:
                     if tokens:
                         token_lists.append([ids.setdefault(t, len(ids)) for t in tokens])
                         owner.append(i)
+                        phrases.append(phrase)
             self.model = EntryModel(model_examples, len(entries), memo)
         # Token sequence of every example -> the entries that have it: a message phrased
         # exactly like an example is that entry's (an admin's correction takes effect).
@@ -283,6 +285,17 @@ class Matcher:
             mine = self._exact.setdefault(tuple(tokens), [])
             if not mine or mine[-1] != i:
                 mine.append(i)
+        # Where examples of several entries make the same tokens (信用卡逾期借呗关闭 and an
+        # admin's 信用卡逾期一天借呗就关了), the example written exactly like the message
+        # decides: its text -> its entries, kept for those token sequences only.
+        self._exact_text: dict[tuple[int, ...], dict[str, list[int]]] = {}
+        for tokens, i, phrase in zip(token_lists, owner, phrases, strict=True):
+            key = tuple(tokens)
+            if len(self._exact[key]) > 1:
+                text = "".join(self.pipeline.segment(self.pipeline.normalise(phrase)))
+                mine = self._exact_text.setdefault(key, {}).setdefault(text, [])
+                if i not in mine:
+                    mine.append(i)
         self._ids = ids
         self._slugs = [e.slug for e in entries]
         self._kinds = [e.kind for e in entries]
@@ -640,6 +653,8 @@ class Matcher:
         # points whatever the model learned from its other examples.
         known = [self._ids.get(t) for t in tokens]
         exact = None if None in known else self._exact.get(tuple(known))
+        if exact and len(exact) > 1:
+            exact = self._exact_text[tuple(known)].get("".join(words)) or exact
         if exact:
             of = [1.0 if i in exact else b for i, b in zip(fuzzy, of, strict=True)]
             # ... and the example is its evidence, as its keywords would be.

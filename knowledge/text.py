@@ -223,6 +223,8 @@ class TextPipeline:
         prev = ""  # the word before this one, in this clause
         before = earlier = ""  # the word before this one's, and the one before that
         wished = False  # a wish said in the words (想关闭, 想要, 打算)
+        bare_stop: int | None = None  # where a bare 关闭 after 借呗 became STOPPED
+        operate = False  # ... and the message then asks how to do it (借呗关闭怎么操作)
         for word in words:
             earlier, before, prev = (before if prev else ""), prev, word
             if word == " ":
@@ -239,6 +241,11 @@ class TextPipeline:
                 negated_run = False
                 continue
             concept = self._surface.get(word)
+            if concept is None and word in BARE_STOPS and out and out[-1] == "JIEBEI":
+                concept = "STOPPED"  # 借呗关闭, 借呗停用: 借呗 is the subject (not 关闭借呗)
+                bare_stop = len(out)
+            if bare_stop is not None and word in OPERATE_WORDS:
+                operate = True
             if concept is not None:
                 if pending is not None and concept not in self._never_negated:
                     concept = self._negate(concept, rewrite)
@@ -268,8 +275,10 @@ class TextPipeline:
                     concept = "SELF_CLOSE"
                 elif concept == "STOPPED" and last_product in OTHER_PRODUCTS and not both:
                     concept = "OTHER_STOPPED"  # 花呗用不了 (借呗 is fine): not our question
-                elif concept == "OVERDUE" and last_named in OTHER_PRODUCTS and not (
-                    both and "JIEBEI" in out[clause_start:]
+                elif (
+                    concept == "OVERDUE"
+                    and last_named in OTHER_PRODUCTS
+                    and not (both and "JIEBEI" in out[clause_start:])
                 ):
                     # 花呗晚还了, 信用卡逾期 (in this clause or an earlier one): another
                     # product's overdue, not 借呗's own.
@@ -288,6 +297,8 @@ class TextPipeline:
             close()
             out.append(word)
         close()
+        if bare_stop is not None and operate and out[bare_stop] == "STOPPED":
+            out[bare_stop] = "SELF_CLOSE"  # 借呗关闭怎么操作: how to close it oneself
         if "WHY" in out and not wished:
             # 为什么要关闭我的借呗, 凭什么取消我借呗: asking why it was closed is a complaint
             # about the provider's doing, not a wish to close it oneself.
@@ -302,6 +313,12 @@ class TextPipeline:
 # Whose stop is it: the product named last before the stop word, in the same clause.
 PRODUCTS = frozenset({"JIEBEI", "HUABEI", "ONLINE_LOAN", "CREDIT_CARD", "BANK_LOAN"})
 OTHER_PRODUCTS = PRODUCTS - {"JIEBEI"}
+# Bare verbs the lexicon leaves out (who closed it matters), a stop right after 借呗.
+BARE_STOPS = frozenset({"关闭", "停用"})
+# ... unless the message then asks how to do it (借呗关闭怎么操作): the user's own closing.
+OPERATE_WORDS = frozenset(
+    {"怎么操作", "如何操作", "步骤", "流程", "在哪", "在哪里", "在哪儿", "哪里"}
+)
 BOTH_WORDS = frozenset({"都", "也", "全", "全都", "一起", "同时"})
 # The user as the subject right before a stop (我关了, 我取消了): the user's own doing.
 SELF_WORDS = frozenset({"我", "俺", "我们", "本人", "我自己", "我已经", "我刚"})

@@ -86,6 +86,11 @@ def test_normalise(pipeline, raw, expected):
         ("在另一个城市登入过支付宝", {"REMOTE_LOGIN"}, set()),
         ("信用卡网贷都借满了，借呗停了", {"DEBT", "STOPPED"}, set()),
         ("借呗逾期会上征信吗", {"CONSEQUENCE"}, set()),
+        # bare 关闭/停用 right after 借呗 is its stop; before it, or asked how, the user's doing
+        ("我的借呗停用", {"JIEBEI", "STOPPED"}, {"SELF_CLOSE"}),
+        ("怎么关闭借呗", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("借呗停用要怎么操作", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("借呗关闭的步骤", {"SELF_CLOSE"}, {"STOPPED"}),
     ],
 )
 def test_concepts_negation_and_agency(pipeline, text, has, lacks):
