@@ -185,13 +185,16 @@ class TextPipeline:
             words = self.tokenizer.lcut(normalised, HMM=True)
         return [" " if w.isspace() else w for w in words]
 
-    def _negate(self, concept: str, rewrite: dict[str, str]) -> str:
+    def _negate(self, concept: str, rewrite: dict[str, str], negator: str | None = None) -> str:
         """A concept under a negator: the lexicon's rewrite (没 + 借过 -> UNUSED), else
         ``NOT_<concept>``. A negated negative is the positive where the lexicon has it:
         没有 + 按时还 -> OVERDUE, 不在 + 本地 -> REMOTE_LOGIN."""
         if concept.startswith("NOT_"):
             positive = concept[4:]
             return positive if positive in self._concept_names else concept
+        if negator in MODAL_NEGATORS:
+            # 不能分期, 无法还款: cannot, not did not; 没还 (overdue) is another thing.
+            return "NOT_" + concept
         return rewrite.get(concept, "NOT_" + concept)
 
     def concepts(self, words: Iterable[str]) -> list[str]:
@@ -248,7 +251,7 @@ class TextPipeline:
                 operate = True
             if concept is not None:
                 if pending is not None and concept not in self._never_negated:
-                    concept = self._negate(concept, rewrite)
+                    concept = self._negate(concept, rewrite, pending)
                     # 没用公共wifi: the negation covers the concepts right after, too.
                     pending, left = None, 0
                     negated_run = True
@@ -313,6 +316,8 @@ class TextPipeline:
 # Whose stop is it: the product named last before the stop word, in the same clause.
 PRODUCTS = frozenset({"JIEBEI", "HUABEI", "ONLINE_LOAN", "CREDIT_CARD", "BANK_LOAN"})
 OTHER_PRODUCTS = PRODUCTS - {"JIEBEI"}
+# Negators that say cannot, not did not: their rewrite (没 + 还款 -> OVERDUE) does not apply.
+MODAL_NEGATORS = frozenset({"不能", "无法", "没法", "不可以", "不让", "不给"})
 # Bare verbs the lexicon leaves out (who closed it matters), a stop right after 借呗.
 BARE_STOPS = frozenset({"关闭", "停用"})
 # ... unless the message then asks how to do it (借呗关闭怎么操作): the user's own closing.

@@ -91,6 +91,10 @@ def test_normalise(pipeline, raw, expected):
         ("怎么关闭借呗", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗停用要怎么操作", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗关闭的步骤", {"SELF_CLOSE"}, {"STOPPED"}),
+        # 没还 is an overdue; 不能分期 / 无法还款 say cannot, not did not
+        ("借呗上个月的没还", {"OVERDUE"}, set()),
+        ("借呗为什么不能分期还", {"NOT_REPAY"}, {"OVERDUE"}),
+        ("借呗页面无法还款", {"NOT_REPAY"}, {"OVERDUE"}),
     ],
 )
 def test_concepts_negation_and_agency(pipeline, text, has, lacks):
