@@ -226,6 +226,7 @@ class TextPipeline:
         prev = ""  # the word before this one, in this clause
         before = earlier = ""  # the word before this one's, and the one before that
         wished = False  # a wish said in the words (想关闭, 想要, 打算)
+        disposal = False  # 把/将 in this clause (把借呗关闭)
         bare_stop: int | None = None  # where a bare 关闭 after 借呗 became STOPPED
         operate = False  # ... and the message then asks how to do it (借呗关闭怎么操作)
         for word in words:
@@ -235,16 +236,26 @@ class TextPipeline:
                 close()
                 negated_run = False
                 last_product, both, clause_start = None, False, len(out)
+                disposal = False
                 continue
             if word in BOTH_WORDS:
                 both = True
+            if word in DISPOSAL_WORDS:
+                disposal = True
             if word in self._negators:
                 close()
                 pending, left = word, NEGATION_WINDOW
                 negated_run = False
                 continue
             concept = self._surface.get(word)
-            if concept is None and word in BARE_STOPS and out and out[-1] == "JIEBEI":
+            if (
+                concept is None
+                and word in BARE_STOPS
+                and out
+                and out[-1] == "JIEBEI"
+                and pending is None  # 借呗不关闭有什么风险
+                and not disposal  # 把借呗关闭: the user's doing
+            ):
                 concept = "STOPPED"  # 借呗关闭, 借呗停用: 借呗 is the subject (not 关闭借呗)
                 bare_stop = len(out)
             if bare_stop is not None and word in OPERATE_WORDS:
@@ -320,6 +331,7 @@ OTHER_PRODUCTS = PRODUCTS - {"JIEBEI"}
 MODAL_NEGATORS = frozenset({"不能", "无法", "没法", "不可以", "不让", "不给"})
 # Bare verbs the lexicon leaves out (who closed it matters), a stop right after 借呗.
 BARE_STOPS = frozenset({"关闭", "停用"})
+DISPOSAL_WORDS = frozenset({"把", "将"})
 # ... unless the message then asks how to do it (借呗关闭怎么操作): the user's own closing.
 OPERATE_WORDS = frozenset(
     {"怎么操作", "如何操作", "步骤", "流程", "在哪", "在哪里", "在哪儿", "哪里"}

@@ -91,6 +91,8 @@ def test_normalise(pipeline, raw, expected):
         ("怎么关闭借呗", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗停用要怎么操作", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗关闭的步骤", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("可以把借呗关闭掉吗", {"JIEBEI"}, {"STOPPED"}),
+        ("借呗不停用会有影响吗", {"JIEBEI"}, {"STOPPED"}),
         # 没还 is an overdue; 不能分期 / 无法还款 say cannot, not did not
         ("借呗上个月的没还", {"OVERDUE"}, set()),
         ("借呗为什么不能分期还", {"NOT_REPAY"}, {"OVERDUE"}),
