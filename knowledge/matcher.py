@@ -653,10 +653,18 @@ class Matcher:
         # points whatever the model learned from its other examples.
         known = [self._ids.get(t) for t in tokens]
         exact = None if None in known else self._exact.get(tuple(known))
+        outdone: list[int] = []
         if exact and len(exact) > 1:
-            exact = self._exact_text[tuple(known)].get("".join(words)) or exact
+            written = self._exact_text[tuple(known)].get("".join(words))
+            if written:
+                # The entries whose examples only make the same tokens lose the model's vote.
+                outdone = [i for i in exact if i not in written]
+                exact = written
         if exact:
-            of = [1.0 if i in exact else b for i, b in zip(fuzzy, of, strict=True)]
+            of = [
+                1.0 if i in exact else 0.0 if i in outdone else b
+                for i, b in zip(fuzzy, of, strict=True)
+            ]
             # ... and the example is its evidence, as its keywords would be.
             evidence = evidence.copy()
             for i in exact:
