@@ -43,6 +43,11 @@ def kind_of(matcher: Matcher, slug: str | None) -> str | None:
         ("jb 和 hb", "借呗 和 花呗"),
         ("abjbcd", "abjbcd"),  # an alias is a whole word, never part of one
         ("zfb\u200b借呗\x07", "支付宝借呗"),
+        # Cantonese as spoken, speech-to-text homophones
+        ("點解我嘅借唄冇咗", "点解我的借呗没了"),
+        ("而家用唔到，係咪系統維護", "现在用不到 是不是系统维护"),
+        ("借被逾七了", "借呗逾期了"),
+        ("显示系统维户中", "显示系统维护中"),
     ],
 )
 def test_normalise(pipeline, raw, expected):
@@ -91,6 +96,8 @@ def test_normalise(pipeline, raw, expected):
         ("怎么关闭借呗", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗停用要怎么操作", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗关闭的步骤", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("我花呗迟咗几日先还，借呗就用唔到", {"OTHER_OVERDUE", "STOPPED"}, set()),
+        ("借呗开咗好耐冇借过，而家冇咗额度", {"UNUSED", "STOPPED"}, set()),
         ("可以把借呗关闭掉吗", {"JIEBEI"}, {"STOPPED"}),
         ("借呗不停用会有影响吗", {"JIEBEI"}, {"STOPPED"}),
         # 没还 is an overdue; 不能分期 / 无法还款 say cannot, not did not
