@@ -32,7 +32,8 @@ How a score is made, in order:
 6. The answer is the best entry if it clears its bar (``_decide``): ``threshold``, or
    ``evidence_threshold`` with keyword evidence or a confident model. The floor
    (``FLOOR_TOKENS``, ``_floor``): a message that names 借呗 and says it stopped, and neither
-   says it works nor that the user closes it (nor that it never was opened), is answered at
+   says it works nor that the user closes it (nor that it never was opened: 开通不了; asked
+   after the stop, 被关了怎么开通 is opening it again), is answered at
    least with the overview, never with nothing or a redirect, unless a redirect won with its
    own keywords and the message asks about money owed, fees or a scam (``FLOOR_YIELDS_TO``:
    借呗没了钱怎么还 is a repayment question that mentions the stop). When the best two causes are
@@ -679,10 +680,16 @@ class Matcher:
         best = [x for x in scored[:TOP_N] if x[0] < 0]
         return [(i, -s) for s, i, _ in best], evidence, [b for _, _, b in best]
 
-    def _floor(self, present: frozenset[str]) -> bool:
+    def _floor(self, present: frozenset[str], tokens: Sequence[str]) -> bool:
         """True when the message names 借呗 and says it stopped, and neither says it works nor
         that the user wants to close it (see FLOOR_TOKENS)."""
-        never_had = "OPEN" in present and "USED_BEFORE" not in present  # 开通不了: never had it
+        # 开通不了: never had it. But opening asked after the stop (借呗被关了怎么开通) is
+        # opening it again: the user had it.
+        never_had = (
+            "OPEN" in present
+            and "USED_BEFORE" not in present
+            and ("STOPPED" not in present or tokens.index("OPEN") < tokens.index("STOPPED"))
+        )
         return present >= FLOOR_TOKENS and AGAINST_TOKENS.isdisjoint(present) and not never_had
 
     def _asks_about_money_owed(
@@ -744,7 +751,7 @@ class Matcher:
         if (
             self._overview is not None
             and (intent is None or self.entries[intent].kind not in ANSWER_KINDS)
-            and self._floor(present)
+            and self._floor(present, tokens)
             and not self._asks_about_money_owed(intent, top, evidence, present, belief)
         ):
             intent = self._slugs[self._overview]

@@ -397,6 +397,23 @@ def test_a_bare_what_will_happen_is_no_overdue_question(matcher, text):
 
 
 @pytest.mark.parametrize(
+    ("text", "floor"),
+    [
+        # opening asked after the stop: opening it again, the user had it
+        ("借呗被系统关了，现在怎么开通", True),
+        ("我的借呗额度没了 要怎么开通", True),
+        # opening that never worked: the user never had it
+        ("借呗一直开通不了，显示无法使用", False),
+        ("开不了借呗，页面说暂时无法借款", False),
+    ],
+)
+def test_opening_after_a_stop_is_opening_again(matcher, text, floor):
+    m = matcher.match(text)
+    kind = m.intent and matcher.entries[m.intent].kind
+    assert (kind in ("cause", "overview")) is floor, m.candidates
+
+
+@pytest.mark.parametrize(
     "text",
     ["借呗那个授权是我自己关了，之后还能再开吗", "我取消了借呗的授权会怎样", "我想把借呗关了"],
 )
