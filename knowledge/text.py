@@ -242,6 +242,9 @@ class TextPipeline:
                 both = True
             if word in DISPOSAL_WORDS:
                 disposal = True
+            if last_product is None and word in LOAN_WORDS:
+                # 房贷断供, 有笔贷款逾期, 欠银行的钱: a loan that is not 借呗 owns the overdue
+                last_named = "BANK_LOAN"
             if word in self._negators:
                 close()
                 pending, left = word, NEGATION_WINDOW
@@ -329,6 +332,8 @@ PRODUCTS = frozenset({"JIEBEI", "HUABEI", "ONLINE_LOAN", "CREDIT_CARD", "BANK_LO
 OTHER_PRODUCTS = PRODUCTS - {"JIEBEI"}
 # Negators that say cannot, not did not: their rewrite (没 + 还款 -> OVERDUE) does not apply.
 MODAL_NEGATORS = frozenset({"不能", "无法", "没法", "不可以", "不让", "不给"})
+# Loans named in passing that are not 借呗 (concepts of their own or none): they own an overdue.
+LOAN_WORDS = frozenset({"房贷", "车贷", "贷款", "银行", "月供", "房贷款", "车贷款", "按揭"})
 # Bare verbs the lexicon leaves out (who closed it matters), a stop right after 借呗.
 BARE_STOPS = frozenset({"关闭", "停用"})
 DISPOSAL_WORDS = frozenset({"把", "将"})

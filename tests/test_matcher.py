@@ -75,6 +75,11 @@ def test_normalise(pipeline, raw, expected):
         ("花呗和备用金都没按时还，借呗也没了", {"OTHER_OVERDUE"}, {"OVERDUE"}),
         ("借呗和花呗都逾期了，现在借呗用不了", {"OVERDUE"}, {"OTHER_OVERDUE"}),
         ("借呗逾期了，花呗还能用", {"OVERDUE"}, {"OTHER_OVERDUE"}),
+        # a loan named in passing owns its overdue: 房贷, 车贷, a bank, a loan
+        ("房贷断供两个月，借呗也停了", {"OTHER_OVERDUE", "STOPPED"}, {"OVERDUE"}),
+        ("以前有一笔贷款拖了很久，借呗现在借不了", {"OTHER_OVERDUE"}, {"OVERDUE"}),
+        ("我借呗的贷款逾期了", {"OVERDUE"}, {"OTHER_OVERDUE"}),
+        ("银行卡余额不够扣款失败，借呗逾期了", {"OVERDUE"}, {"OTHER_OVERDUE"}),
         # a negated negative is the positive
         ("借呗上个月没有按时还，现在借不了", {"OVERDUE"}, {"NOT_OVERDUE"}),
         ("我人不在本地，登录以后借呗没了", {"REMOTE_LOGIN"}, {"NOT_REMOTE_LOGIN"}),
