@@ -32,7 +32,8 @@ How a score is made, in order:
 6. The answer is the best entry if it clears its bar (``_decide``): ``threshold``, or
    ``evidence_threshold`` with keyword evidence or a confident model. The floor
    (``FLOOR_TOKENS``, ``_floor``): a message that names 借呗 and says it stopped, and neither
-   says it works nor that the user closes it (nor that it never was opened), is answered at
+   says it works nor that the user closes it (nor that it never was opened: 开通不了; asked
+   after the stop, 被关了怎么开通 is opening it again), is answered at
    least with the overview, never with nothing or a redirect, unless a redirect won with its
    own keywords and the message asks about money owed, fees or a scam (``FLOOR_YIELDS_TO``:
    借呗没了钱怎么还 is a repayment question that mentions the stop). When the best two causes are
@@ -259,6 +260,7 @@ class Matcher:
         ids: dict[str, int] = {}
         token_lists: list[list[int]] = []
         owner: list[int] = []
+        phrases: list[str] = []  # each token list's example
         starts: list[int] = []
         groups: list[tuple[int, frozenset[str]]] = []
         model_examples: list[tuple[int, np.ndarray]] = []
@@ -284,6 +286,7 @@ class Matcher:
                     if tokens:
                         token_lists.append([ids.setdefault(t, len(ids)) for t in tokens])
                         owner.append(i)
+                        phrases.append(phrase)
             self.model = EntryModel(model_examples, len(entries), memo)
         # Token sequence of every example -> the entries that have it: a message phrased
         # exactly like an example is that entry's (an admin's correction takes effect).
@@ -292,6 +295,17 @@ class Matcher:
             mine = self._exact.setdefault(tuple(tokens), [])
             if not mine or mine[-1] != i:
                 mine.append(i)
+        # Where examples of several entries make the same tokens (信用卡逾期借呗关闭 and an
+        # admin's 信用卡逾期一天借呗就关了), the example written exactly like the message
+        # decides: its text -> its entries, kept for those token sequences only.
+        self._exact_text: dict[tuple[int, ...], dict[str, list[int]]] = {}
+        for tokens, i, phrase in zip(token_lists, owner, phrases, strict=True):
+            key = tuple(tokens)
+            if len(self._exact[key]) > 1:
+                text = "".join(self.pipeline.segment(self.pipeline.normalise(phrase)))
+                mine = self._exact_text.setdefault(key, {}).setdefault(text, [])
+                if i not in mine:
+                    mine.append(i)
         self._ids = ids
         self._slugs = [e.slug for e in entries]
         self._kinds = [e.kind for e in entries]
@@ -697,8 +711,18 @@ class Matcher:
         # An entry with an example phrased exactly like the message gets the model's full
         # points whatever the model learned from its other examples.
         exact = None if q.sequence is None else self._exact.get(q.sequence)
+        outdone: list[int] = []
+        if exact and len(exact) > 1:
+            written = self._exact_text[q.sequence].get("".join(words))
+            if written:
+                # The entries whose examples only make the same tokens lose the model's vote.
+                outdone = [i for i in exact if i not in written]
+                exact = written
         if exact:
-            of = [1.0 if i in exact else b for i, b in zip(fuzzy, of, strict=True)]
+            of = [
+                1.0 if i in exact else 0.0 if i in outdone else b
+                for i, b in zip(fuzzy, of, strict=True)
+            ]
             # ... and the example is its evidence, as its keywords would be.
             evidence = evidence.copy()
             for i in exact:
@@ -713,10 +737,16 @@ class Matcher:
         best = [x for x in scored[:TOP_N] if x[0] < 0]
         return [(i, -s) for s, i, _ in best], evidence, [b for _, _, b in best], q
 
-    def _floor(self, present: frozenset[str]) -> bool:
+    def _floor(self, present: frozenset[str], tokens: Sequence[str]) -> bool:
         """True when the message names 借呗 and says it stopped, and neither says it works nor
         that the user wants to close it (see FLOOR_TOKENS)."""
-        never_had = "OPEN" in present and "USED_BEFORE" not in present  # 开通不了: never had it
+        # 开通不了: never had it. But opening asked after the stop (借呗被关了怎么开通) is
+        # opening it again: the user had it.
+        never_had = (
+            "OPEN" in present
+            and "USED_BEFORE" not in present
+            and ("STOPPED" not in present or tokens.index("OPEN") < tokens.index("STOPPED"))
+        )
         return present >= FLOOR_TOKENS and AGAINST_TOKENS.isdisjoint(present) and not never_had
 
     def _asks_about_money_owed(
@@ -779,7 +809,7 @@ class Matcher:
         if (
             self._overview is not None
             and (intent is None or self.entries[intent].kind not in ANSWER_KINDS)
-            and self._floor(present)
+            and self._floor(present, tokens)
             and not self._asks_about_money_owed(intent, top, evidence, present, belief)
         ):
             intent = self._slugs[self._overview]

@@ -112,6 +112,7 @@ class TextPipeline:
         self.lexicon = lexicon or Lexicon.load()
         lex = self.lexicon
         self._surface = lex.surface_to_concept
+        self._concept_names = frozenset(lex.surface_to_concept.values())
         self._negators = set(lex.negators)
         self._never_negated = set(lex.never_negated)
         self._stopwords = set(lex.stopwords) - self._negators
@@ -191,6 +192,18 @@ class TextPipeline:
             words = self.tokenizer.lcut(normalised, HMM=True)
         return [" " if w.isspace() else w for w in words]
 
+    def _negate(self, concept: str, rewrite: dict[str, str], negator: str | None = None) -> str:
+        """A concept under a negator: the lexicon's rewrite (没 + 借过 -> UNUSED), else
+        ``NOT_<concept>``. A negated negative is the positive where the lexicon has it:
+        没有 + 按时还 -> OVERDUE, 不在 + 本地 -> REMOTE_LOGIN."""
+        if concept.startswith("NOT_"):
+            positive = concept[4:]
+            return positive if positive in self._concept_names else concept
+        if negator in MODAL_NEGATORS:
+            # 不能分期, 无法还款: cannot, not did not; 没还 (overdue) is another thing.
+            return "NOT_" + concept
+        return rewrite.get(concept, "NOT_" + concept)
+
     def concepts(self, words: Iterable[str]) -> list[str]:
         """Map words to concept tokens, drop stop words, apply negation scope.
 
@@ -220,6 +233,9 @@ class TextPipeline:
         prev = ""  # the word before this one, in this clause
         before = earlier = ""  # the word before this one's, and the one before that
         wished = False  # a wish said in the words (想关闭, 想要, 打算)
+        disposal = False  # 把/将 in this clause (把借呗关闭)
+        bare_stop: int | None = None  # where a bare 关闭 after 借呗 became STOPPED
+        operate = False  # ... and the message then asks how to do it (借呗关闭怎么操作)
         for word in words:
             earlier, before, prev = (before if prev else ""), prev, word
             if word == " ":
@@ -227,25 +243,41 @@ class TextPipeline:
                 close()
                 negated_run = False
                 last_product, both, clause_start = None, False, len(out)
+                disposal = False
                 continue
             if word in BOTH_WORDS:
                 both = True
+            if word in DISPOSAL_WORDS:
+                disposal = True
+            if last_product is None and word in LOAN_WORDS:
+                # 房贷断供, 有笔贷款逾期, 欠银行的钱: a loan that is not 借呗 owns the overdue
+                last_named = "BANK_LOAN"
             if word in self._negators:
                 close()
                 pending, left = word, NEGATION_WINDOW
                 negated_run = False
                 continue
             concept = self._surface.get(word)
+            if (
+                concept is None
+                and word in BARE_STOPS
+                and out
+                and out[-1] == "JIEBEI"
+                and pending is None  # 借呗不关闭有什么风险
+                and not disposal  # 把借呗关闭: the user's doing
+            ):
+                concept = "STOPPED"  # 借呗关闭, 借呗停用: 借呗 is the subject (not 关闭借呗)
+                bare_stop = len(out)
+            if bare_stop is not None and word in OPERATE_WORDS:
+                operate = True
             if concept is not None:
                 if pending is not None and concept not in self._never_negated:
-                    if not concept.startswith("NOT_"):
-                        concept = rewrite.get(concept, "NOT_" + concept)
+                    concept = self._negate(concept, rewrite, pending)
                     # 没用公共wifi: the negation covers the concepts right after, too.
                     pending, left = None, 0
                     negated_run = True
                 elif negated_run and concept not in self._never_negated:
-                    if not concept.startswith("NOT_"):
-                        concept = rewrite.get(concept, "NOT_" + concept)
+                    concept = self._negate(concept, rewrite)
                 else:
                     negated_run = False
                 if concept in PRODUCTS:
@@ -267,8 +299,10 @@ class TextPipeline:
                     concept = "SELF_CLOSE"
                 elif concept == "STOPPED" and last_product in OTHER_PRODUCTS and not both:
                     concept = "OTHER_STOPPED"  # 花呗用不了 (借呗 is fine): not our question
-                elif concept == "OVERDUE" and last_named in OTHER_PRODUCTS and not (
-                    both and "JIEBEI" in out[clause_start:]
+                elif (
+                    concept == "OVERDUE"
+                    and last_named in OTHER_PRODUCTS
+                    and not (both and "JIEBEI" in out[clause_start:])
                 ):
                     # 花呗晚还了, 信用卡逾期 (in this clause or an earlier one): another
                     # product's overdue, not 借呗's own.
@@ -287,6 +321,8 @@ class TextPipeline:
             close()
             out.append(word)
         close()
+        if bare_stop is not None and operate and out[bare_stop] == "STOPPED":
+            out[bare_stop] = "SELF_CLOSE"  # 借呗关闭怎么操作: how to close it oneself
         if "WHY" in out and not wished:
             # 为什么要关闭我的借呗, 凭什么取消我借呗: asking why it was closed is a complaint
             # about the provider's doing, not a wish to close it oneself.
@@ -301,6 +337,17 @@ class TextPipeline:
 # Whose stop is it: the product named last before the stop word, in the same clause.
 PRODUCTS = frozenset({"JIEBEI", "HUABEI", "ONLINE_LOAN", "CREDIT_CARD", "BANK_LOAN"})
 OTHER_PRODUCTS = PRODUCTS - {"JIEBEI"}
+# Negators that say cannot, not did not: their rewrite (没 + 还款 -> OVERDUE) does not apply.
+MODAL_NEGATORS = frozenset({"不能", "无法", "没法", "不可以", "不让", "不给"})
+# Loans named in passing that are not 借呗 (concepts of their own or none): they own an overdue.
+LOAN_WORDS = frozenset({"房贷", "车贷", "贷款", "银行", "月供", "房贷款", "车贷款", "按揭"})
+# Bare verbs the lexicon leaves out (who closed it matters), a stop right after 借呗.
+BARE_STOPS = frozenset({"关闭", "停用"})
+DISPOSAL_WORDS = frozenset({"把", "将"})
+# ... unless the message then asks how to do it (借呗关闭怎么操作): the user's own closing.
+OPERATE_WORDS = frozenset(
+    {"怎么操作", "如何操作", "步骤", "流程", "在哪", "在哪里", "在哪儿", "哪里"}
+)
 BOTH_WORDS = frozenset({"都", "也", "全", "全都", "一起", "同时"})
 # The user as the subject right before a stop (我关了, 我取消了): the user's own doing.
 SELF_WORDS = frozenset({"我", "俺", "我们", "本人", "我自己", "我已经", "我刚"})

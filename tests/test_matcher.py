@@ -43,6 +43,11 @@ def kind_of(matcher: Matcher, slug: str | None) -> str | None:
         ("jb 和 hb", "借呗 和 花呗"),
         ("abjbcd", "abjbcd"),  # an alias is a whole word, never part of one
         ("zfb\u200b借呗\x07", "支付宝借呗"),
+        # Cantonese as spoken, speech-to-text homophones
+        ("點解我嘅借唄冇咗", "点解我的借呗没了"),
+        ("而家用唔到，係咪系統維護", "现在用不到 是不是系统维护"),
+        ("借被逾七了", "借呗逾期了"),
+        ("显示系统维户中", "显示系统维护中"),
     ],
 )
 def test_normalise(pipeline, raw, expected):
@@ -70,6 +75,40 @@ def test_normalise(pipeline, raw, expected):
         ("花呗和备用金都没按时还，借呗也没了", {"OTHER_OVERDUE"}, {"OVERDUE"}),
         ("借呗和花呗都逾期了，现在借呗用不了", {"OVERDUE"}, {"OTHER_OVERDUE"}),
         ("借呗逾期了，花呗还能用", {"OVERDUE"}, {"OTHER_OVERDUE"}),
+        # a loan named in passing owns its overdue: 房贷, 车贷, a bank, a loan
+        ("房贷断供两个月，借呗也停了", {"OTHER_OVERDUE", "STOPPED"}, {"OVERDUE"}),
+        ("以前有一笔贷款拖了很久，借呗现在借不了", {"OTHER_OVERDUE"}, {"OVERDUE"}),
+        ("我借呗的贷款逾期了", {"OVERDUE"}, {"OTHER_OVERDUE"}),
+        ("银行卡余额不够扣款失败，借呗逾期了", {"OVERDUE"}, {"OTHER_OVERDUE"}),
+        # a negated negative is the positive
+        ("借呗上个月没有按时还，现在借不了", {"OVERDUE"}, {"NOT_OVERDUE"}),
+        ("我人不在本地，登录以后借呗没了", {"REMOTE_LOGIN"}, {"NOT_REMOTE_LOGIN"}),
+        ("每次都按时还款，借呗还是没了", {"NOT_OVERDUE"}, {"OVERDUE"}),
+        # 能不能用 asks whether (a question, like 会不会影响); it says no stop
+        ("身份证到期了，借呗还能不能用", {"IDCARD", "AFFECT"}, {"STOPPED"}),
+        ("余额宝能不能用借呗的钱买", {"AFFECT"}, {"STOPPED"}),
+        # after a stop, whether the money is still owed is a repaying question
+        ("借呗被停了，之前借的还要还吗", {"STOPPED", "REPAY"}, set()),
+        ("jb没了那欠的钱还用还吗", {"STOPPED", "REPAY"}, set()),
+        # 花呗 described, not named; its overdue is not 借呗's
+        ("网购用的先买后付那个忘了还，借呗就没了", {"HUABEI", "OTHER_OVERDUE"}, {"OVERDUE"}),
+        ("手机號碼換來換去，借唄關了", {"PHONE_CHANGE", "STOPPED"}, set()),
+        ("在另一个城市登入过支付宝", {"REMOTE_LOGIN"}, set()),
+        ("信用卡网贷都借满了，借呗停了", {"DEBT", "STOPPED"}, set()),
+        ("借呗逾期会上征信吗", {"CONSEQUENCE"}, set()),
+        # bare 关闭/停用 right after 借呗 is its stop; before it, or asked how, the user's doing
+        ("我的借呗停用", {"JIEBEI", "STOPPED"}, {"SELF_CLOSE"}),
+        ("怎么关闭借呗", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("借呗停用要怎么操作", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("借呗关闭的步骤", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("我花呗迟咗几日先还，借呗就用唔到", {"OTHER_OVERDUE", "STOPPED"}, set()),
+        ("借呗开咗好耐冇借过，而家冇咗额度", {"UNUSED", "STOPPED"}, set()),
+        ("可以把借呗关闭掉吗", {"JIEBEI"}, {"STOPPED"}),
+        ("借呗不停用会有影响吗", {"JIEBEI"}, {"STOPPED"}),
+        # 没还 is an overdue; 不能分期 / 无法还款 say cannot, not did not
+        ("借呗上个月的没还", {"OVERDUE"}, set()),
+        ("借呗为什么不能分期还", {"NOT_REPAY"}, {"OVERDUE"}),
+        ("借呗页面无法还款", {"NOT_REPAY"}, {"OVERDUE"}),
     ],
 )
 def test_concepts_negation_and_agency(pipeline, text, has, lacks):
@@ -360,6 +399,23 @@ def test_asking_what_an_overdue_will_do_is_its_consequences_not_the_cause(matche
 def test_a_bare_what_will_happen_is_no_overdue_question(matcher, text):
     """会怎样 or 要紧吗 alone is not CONSEQUENCE: off topic, it gets no overdue answer."""
     assert matcher.match(text).intent != "overdue_effects", matcher.match(text).candidates
+
+
+@pytest.mark.parametrize(
+    ("text", "floor"),
+    [
+        # opening asked after the stop: opening it again, the user had it
+        ("借呗被系统关了，现在怎么开通", True),
+        ("我的借呗额度没了 要怎么开通", True),
+        # opening that never worked: the user never had it
+        ("借呗一直开通不了，显示无法使用", False),
+        ("开不了借呗，页面说暂时无法借款", False),
+    ],
+)
+def test_opening_after_a_stop_is_opening_again(matcher, text, floor):
+    m = matcher.match(text)
+    kind = m.intent and matcher.entries[m.intent].kind
+    assert (kind in ("cause", "overview")) is floor, m.candidates
 
 
 @pytest.mark.parametrize(

@@ -245,6 +245,22 @@ def test_a_message_phrased_exactly_like_an_example_is_that_entrys(pipeline):
     assert after.intent == target and not after.ambiguous, after.candidates
 
 
+@pytest.mark.parametrize("target", ["credit_record", "jiebei_overdue", "high_debt"])
+def test_where_two_entries_examples_make_the_same_tokens_the_one_written_so_wins(pipeline, target):
+    """信用卡逾期借呗关闭 (credit_record) and an admin's 信用卡逾期一天借呗就关了 make the same
+    tokens; each message goes to the entry with the example written exactly like it, with
+    no doubt, whichever entry the admin chose."""
+    entries = shipped_entries()
+    shipped, taught = "信用卡逾期借呗关闭", "信用卡逾期一天借呗就关了"
+    assert any(shipped in e.examples for e in entries if e.slug == "credit_record")
+    assert pipeline.tokens(shipped) == pipeline.tokens(taught)
+    next(e for e in entries if e.slug == target).examples.append(taught)
+    matcher = Matcher(entries, pipeline)
+    for text, slug in ((taught, target), (shipped, "credit_record")):
+        m = matcher.match(text)
+        assert m.intent == slug and not m.ambiguous, (text, m.candidates)
+
+
 def test_the_compiled_beliefs_are_those_of_scores_to_the_bit(pipeline, monkeypatch):
     """EntryModel.beliefs (one compiled call: n-gram table, scratch sums, only the entries
     asked for) gives what scores (gram_ids and nb_scores) gives, with no tolerance; and the
