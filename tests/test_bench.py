@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from bot import bench
 from bot.bench import generated_document, load_messages
 from bot.cli import cli
 from knowledge.entries import parse_document, shipped_entries
@@ -64,6 +65,27 @@ def test_bench_quick_json_reports_every_figure(tmp_path, monkeypatch) -> None:
         assert check["op"] in ("<=", ">=", "==")
         assert isinstance(check["pass"], bool)
         assert isinstance(check["value"], int | float) and math.isfinite(check["value"])
+    # Each figure is checked against issue 11's budget (whether it passes is the machine's).
+    budgets = {name: (check["op"], check["budget"]) for name, check in figures.items()}
+    assert budgets["answering cost, seeded base (x jieba.lcut)"] == ("<=", 1.5)
+    assert budgets["answering cost, 50 entries (x jieba.lcut)"] == ("<=", 2.5)
+    assert budgets["answering cost, 300 entries (x jieba.lcut)"] == ("<=", 8.0)
+    assert budgets["matcher rebuild after an edit, 300 entries"] == ("<=", 10.0)
+    assert budgets["cold start of jiebei-bot run until it polls"] == ("<=", 1.5)
+    assert budgets["peak resident memory, seeded base"] == ("<=", 150.0)
+    assert budgets["peak resident memory, jiebei-bot run at first poll"] == ("<=", 150.0)
+    assert budgets["updates handled per second, one core"] == (">=", 1000.0)
+
+
+def test_the_full_run_checks_issue_11s_budgets() -> None:
+    """Seeded <= 1.5x bare jieba.lcut, 1,000 entries <= 2.5x, 10,000 entries <= 8x; rebuilds
+    under 1 s and 10 s; start-up <= 1.5 s; peak RSS <= 150 MB; >= 1,000 updates a second."""
+    assert bench.BUDGET_SEEDED_RATIO == 1.5
+    assert bench.FULL.budgets == {1000: (2.5, 1.0), 10000: (8.0, 10.0)}
+    assert set(bench.FULL.budgets) <= set(bench.FULL.sizes)
+    assert bench.BUDGET_COLD_START_S == 1.5
+    assert bench.BUDGET_RSS_MB == 150.0
+    assert bench.BUDGET_UPDATES_PER_S == 1000.0
 
 
 def test_generated_documents_are_valid_deterministic_prefixes(pipeline) -> None:
