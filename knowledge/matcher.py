@@ -129,7 +129,7 @@ SKIP_COMMON_FROM = 4096
 # (a wrong guess costs time, never exactness).
 COMMON_FIRST_BAR = 90.0
 # From this many candidate entries on, it first leaves out those whose ceiling is below that
-# guess (and searches again with all of them when the guess was too high).
+# guess (and goes on with those when the guess was too high).
 FLOOR_FROM = 256
 # Entries ordered by partition first when visiting a large base (see _visiting_order).
 VISIT_BATCH = 64
