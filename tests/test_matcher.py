@@ -14,7 +14,15 @@ import yaml
 
 from knowledge.entries import CAUSE_SLUGS, shipped_entries
 from knowledge.evaluation import evaluate, read_labelled
-from knowledge.matcher import AGAINST_TOKENS, REPLACING, TOPIC_TOKENS, Matcher
+from knowledge.matcher import (
+    AGAINST_TOKENS,
+    ANSWER_THRESHOLD,
+    REPLACING,
+    THRESHOLD,
+    TOPIC_TOKENS,
+    Candidate,
+    Matcher,
+)
 from knowledge.text import Lexicon, TextPipeline
 
 DATA = Path(__file__).parent / "data"
@@ -451,3 +459,22 @@ def test_a_complaint_is_the_providers_doing(matcher, text):
 @pytest.mark.parametrize("text", ["我想知道怎么注销借呗", "为什么我想关闭借呗却找不到入口"])
 def test_a_wish_to_close_stays_ones_own_even_asking_why(matcher, text):
     assert "SELF_CLOSE" in matcher.pipeline.tokens(text)
+
+
+@pytest.mark.parametrize(
+    ("kind", "score", "answered"),
+    [
+        ("cause", ANSWER_THRESHOLD, True),
+        ("overview", ANSWER_THRESHOLD, True),
+        ("overview", ANSWER_THRESHOLD - 0.1, False),
+        ("redirect", ANSWER_THRESHOLD, False),
+        ("smalltalk", THRESHOLD - 0.1, False),
+        ("redirect", THRESHOLD, True),
+    ],
+)
+def test_causes_and_the_overview_have_the_lower_bar(matcher, kind, score, answered):
+    """A redirect's only guard is its bar; a cause or the overview is also guarded by the
+    penalties and the floor, and answers from the lower one."""
+    assert ANSWER_THRESHOLD < THRESHOLD
+    chosen = matcher._decide([Candidate("x", score, kind)], [False])
+    assert (chosen == "x") is answered
