@@ -109,6 +109,11 @@ def test_normalise(pipeline, raw, expected):
         ("怎么关闭借呗", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗停用要怎么操作", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗关闭的步骤", {"SELF_CLOSE"}, {"STOPPED"}),
+        # asked whether one can stop it, or why one cannot: the user's own closing
+        ("我的借呗可以暂停吗", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("蚂蚁借呗能不能禁用", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("借呗到底为什么关不掉", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("借呗怎么冻结了", {"STOPPED"}, {"SELF_CLOSE"}),
         ("我花呗迟咗几日先还，借呗就用唔到", {"OTHER_OVERDUE", "STOPPED"}, set()),
         ("借呗开咗好耐冇借过，而家冇咗额度", {"UNUSED", "STOPPED"}, set()),
         ("可以把借呗关闭掉吗", {"JIEBEI"}, {"STOPPED"}),
