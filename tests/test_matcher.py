@@ -114,6 +114,8 @@ def test_normalise(pipeline, raw, expected):
         ("蚂蚁借呗能不能禁用", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗到底为什么关不掉", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗怎么冻结了", {"STOPPED"}, {"SELF_CLOSE"}),
+        # 怎么还是 asks why still, not how to repay
+        ("钱都还了借呗怎么还是借不出来", {"WHY", "STOPPED"}, {"REPAY"}),
         ("我花呗迟咗几日先还，借呗就用唔到", {"OTHER_OVERDUE", "STOPPED"}, set()),
         ("借呗开咗好耐冇借过，而家冇咗额度", {"UNUSED", "STOPPED"}, set()),
         ("可以把借呗关闭掉吗", {"JIEBEI"}, {"STOPPED"}),
