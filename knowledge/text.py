@@ -192,6 +192,8 @@ class TextPipeline:
         if concept.startswith("NOT_"):
             positive = concept[4:]
             return positive if positive in self._concept_names else concept
+        if rewrite.get(concept) == concept:
+            return concept  # 不给提额, 没提额: still a question about the limit
         if negator in MODAL_NEGATORS:
             # 不能分期, 无法还款: cannot, not did not; 没还 (overdue) is another thing.
             return "NOT_" + concept

@@ -116,6 +116,8 @@ def test_normalise(pipeline, raw, expected):
         ("借呗怎么冻结了", {"STOPPED"}, {"SELF_CLOSE"}),
         # 怎么还是 asks why still, not how to repay
         ("钱都还了借呗怎么还是借不出来", {"WHY", "STOPPED"}, {"REPAY"}),
+        # a limit that is not raised is still the limit question
+        ("借呗为啥一直不给提额", {"LIMIT_UP"}, {"NOT_LIMIT_UP"}),
         ("我花呗迟咗几日先还，借呗就用唔到", {"OTHER_OVERDUE", "STOPPED"}, set()),
         ("借呗开咗好耐冇借过，而家冇咗额度", {"UNUSED", "STOPPED"}, set()),
         ("可以把借呗关闭掉吗", {"JIEBEI"}, {"STOPPED"}),
