@@ -144,7 +144,7 @@ DISPLACED_MORE = "……共 {n} 条"
 TEST_HEAD = "<b>测试</b>「{text}」"
 TEST_TOKENS = "分词：{tokens}"
 TEST_RESULT = "结果：{result}"
-TEST_NONE = "未匹配（最高分低于 {threshold:g}）"
+TEST_NONE = "未匹配（原因和总览最高分低于 {answer:g}，其他条目低于 {threshold:g}）"
 TEST_AMBIGUOUS = "（与第二名接近，会请用户选择）"
 TEST_MARGIN = "前两名差距：{margin:.1f}"
 EXPORT_CAPTION = "知识库：{n} 条条目，revision {revision}"
@@ -775,7 +775,8 @@ class AdminDesk:
             return [Reply(USAGE["test"])]
         match = self.kb.match(question)
         if match.intent is None:
-            result = TEST_NONE.format(threshold=self.kb.matcher.threshold)
+            matcher = self.kb.matcher
+            result = TEST_NONE.format(answer=matcher.answer_threshold, threshold=matcher.threshold)
         else:
             result = f"<code>{e(match.intent)}</code> {match.score:.1f}"
             if match.ambiguous:

@@ -199,6 +199,8 @@ class TextPipeline:
         if concept.startswith("NOT_"):
             positive = concept[4:]
             return positive if positive in self._concept_names else concept
+        if rewrite.get(concept) == concept:
+            return concept  # 不给提额, 没提额: still a question about the limit
         if negator in MODAL_NEGATORS:
             # 不能分期, 无法还款: cannot, not did not; 没还 (overdue) is another thing.
             return "NOT_" + concept
@@ -234,6 +236,7 @@ class TextPipeline:
         before = earlier = ""  # the word before this one's, and the one before that
         wished = False  # a wish said in the words (想关闭, 想要, 打算)
         disposal = False  # 把/将 in this clause (把借呗关闭)
+        cant_close = False  # 关不了, 关不掉: the user tried to close it
         bare_stop: int | None = None  # where a bare 关闭 after 借呗 became STOPPED
         operate = False  # ... and the message then asks how to do it (借呗关闭怎么操作)
         for word in words:
@@ -249,6 +252,8 @@ class TextPipeline:
                 both = True
             if word in DISPOSAL_WORDS:
                 disposal = True
+            if word in CANT_CLOSE:
+                cant_close = True  # 为什么关不了: the user tries to close it
             if last_product is None and word in LOAN_WORDS:
                 # 房贷断供, 有笔贷款逾期, 欠银行的钱: a loan that is not 借呗 owns the overdue
                 last_named = "BANK_LOAN"
@@ -297,6 +302,9 @@ class TextPipeline:
                 ):
                     # 想把借呗关了: the user wants to close it; 授权我关了, 我取消了: did it.
                     concept = "SELF_CLOSE"
+                elif concept == "STOPPED" and before in ABLE_WORDS and word in VOLUNTARY_STOPS:
+                    # 借呗能停掉吗, 可以暂停吗, 能不能禁用: asking to stop it oneself
+                    concept = "SELF_CLOSE"
                 elif concept == "STOPPED" and last_product in OTHER_PRODUCTS and not both:
                     concept = "OTHER_STOPPED"  # 花呗用不了 (借呗 is fine): not our question
                 elif (
@@ -323,7 +331,7 @@ class TextPipeline:
         close()
         if bare_stop is not None and operate and out[bare_stop] == "STOPPED":
             out[bare_stop] = "SELF_CLOSE"  # 借呗关闭怎么操作: how to close it oneself
-        if "WHY" in out and not wished:
+        if "WHY" in out and not wished and not cant_close:
             # 为什么要关闭我的借呗, 凭什么取消我借呗: asking why it was closed is a complaint
             # about the provider's doing, not a wish to close it oneself.
             out = ["STOPPED" if t == "SELF_CLOSE" else t for t in out]
@@ -344,9 +352,16 @@ LOAN_WORDS = frozenset({"房贷", "车贷", "贷款", "银行", "月供", "房�
 # Bare verbs the lexicon leaves out (who closed it matters), a stop right after 借呗.
 BARE_STOPS = frozenset({"关闭", "停用"})
 DISPOSAL_WORDS = frozenset({"把", "将"})
+CANT_CLOSE = frozenset({"关不了", "关不掉", "关闭不了", "注销不了", "关不上"})
+# Asked whether one can (借呗能冻结吗), a voluntary stop verb is the user's own closing; 怎么
+# is left out (借呗怎么冻结了 asks why).
+ABLE_WORDS = frozenset({"能", "可以", "能不能", "可不可以", "能否", "如何", "怎样", "申请", "帮我"})
+VOLUNTARY_STOPS = frozenset(
+    {"停掉", "暂停", "冻结", "禁用", "停止使用", "关闭", "关掉", "停用", "停止", "关停", "注销"}
+)
 # ... unless the message then asks how to do it (借呗关闭怎么操作): the user's own closing.
 OPERATE_WORDS = frozenset(
-    {"怎么操作", "如何操作", "步骤", "流程", "在哪", "在哪里", "在哪儿", "哪里"}
+    {"怎么操作", "如何操作", "步骤", "流程", "在哪", "在哪里", "在哪儿", "哪里", "哪"}
 )
 BOTH_WORDS = frozenset({"都", "也", "全", "全都", "一起", "同时"})
 # The user as the subject right before a stop (我关了, 我取消了): the user's own doing.

@@ -285,6 +285,8 @@ async def test_test_shows_candidates_margin_and_tokens(h, kb):
     assert f"{match.margin:.1f}" in reply
     nothing = texts(await h.send(ADMIN, "/test 今天天气不错"))
     assert "未匹配" in nothing
+    # both bars, as the matcher has them: causes and the overview have the lower one
+    assert f"{kb.matcher.answer_threshold:g}" in nothing and f"{kb.matcher.threshold:g}" in nothing
 
 
 async def test_export_sends_the_document_with_a_dated_name(h, req, store):

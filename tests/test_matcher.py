@@ -14,7 +14,15 @@ import yaml
 
 from knowledge.entries import CAUSE_SLUGS, shipped_entries
 from knowledge.evaluation import evaluate, read_labelled
-from knowledge.matcher import AGAINST_TOKENS, REPLACING, TOPIC_TOKENS, Matcher
+from knowledge.matcher import (
+    AGAINST_TOKENS,
+    ANSWER_THRESHOLD,
+    REPLACING,
+    THRESHOLD,
+    TOPIC_TOKENS,
+    Candidate,
+    Matcher,
+)
 from knowledge.text import Lexicon, TextPipeline
 
 DATA = Path(__file__).parent / "data"
@@ -101,6 +109,15 @@ def test_normalise(pipeline, raw, expected):
         ("怎么关闭借呗", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗停用要怎么操作", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗关闭的步骤", {"SELF_CLOSE"}, {"STOPPED"}),
+        # asked whether one can stop it, or why one cannot: the user's own closing
+        ("我的借呗可以暂停吗", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("蚂蚁借呗能不能禁用", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("借呗到底为什么关不掉", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("借呗怎么冻结了", {"STOPPED"}, {"SELF_CLOSE"}),
+        # 怎么还是 asks why still, not how to repay
+        ("钱都还了借呗怎么还是借不出来", {"WHY", "STOPPED"}, {"REPAY"}),
+        # a limit that is not raised is still the limit question
+        ("借呗为啥一直不给提额", {"LIMIT_UP"}, {"NOT_LIMIT_UP"}),
         ("我花呗迟咗几日先还，借呗就用唔到", {"OTHER_OVERDUE", "STOPPED"}, set()),
         ("借呗开咗好耐冇借过，而家冇咗额度", {"UNUSED", "STOPPED"}, set()),
         ("可以把借呗关闭掉吗", {"JIEBEI"}, {"STOPPED"}),
@@ -451,3 +468,22 @@ def test_a_complaint_is_the_providers_doing(matcher, text):
 @pytest.mark.parametrize("text", ["我想知道怎么注销借呗", "为什么我想关闭借呗却找不到入口"])
 def test_a_wish_to_close_stays_ones_own_even_asking_why(matcher, text):
     assert "SELF_CLOSE" in matcher.pipeline.tokens(text)
+
+
+@pytest.mark.parametrize(
+    ("kind", "score", "answered"),
+    [
+        ("cause", ANSWER_THRESHOLD, True),
+        ("overview", ANSWER_THRESHOLD, True),
+        ("overview", ANSWER_THRESHOLD - 0.1, False),
+        ("redirect", ANSWER_THRESHOLD, False),
+        ("smalltalk", THRESHOLD - 0.1, False),
+        ("redirect", THRESHOLD, True),
+    ],
+)
+def test_causes_and_the_overview_have_the_lower_bar(matcher, kind, score, answered):
+    """A redirect's only guard is its bar; a cause or the overview is also guarded by the
+    penalties and the floor, and answers from the lower one."""
+    assert ANSWER_THRESHOLD < THRESHOLD
+    chosen = matcher._decide([Candidate("x", score, kind)], [False])
+    assert (chosen == "x") is answered
