@@ -44,6 +44,8 @@ _NON_WORD = re.compile(r"[\W_]+")
 _LATIN = re.compile(r"[a-z0-9]")
 _ANYTHING = re.compile("")
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+# str.translate looks every character up in the table: searched first, most text has none.
+_HAS_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 
 
 @dataclass
@@ -98,7 +100,8 @@ _t2s = opencc.OpenCC("t2s")
 
 def normalise_basic(text: str) -> str:
     """Width, script and case folding; no domain knowledge."""
-    text = text.translate(_ZERO_WIDTH)
+    if _HAS_ZERO_WIDTH.search(text):
+        text = text.translate(_ZERO_WIDTH)
     text = unicodedata.normalize("NFKC", text)
     if not text.isprintable():
         text = "".join(ch if ch.isprintable() else " " for ch in text)
