@@ -271,7 +271,7 @@ class TextPipeline:
                 and word in BARE_STOPS
                 and out
                 and out[-1] == "JIEBEI"
-                and pending is None  # 借呗不关闭有什么风险
+                and pending is None  # 借呗不停用会怎样: under a negator
                 and not disposal  # 把借呗关闭: the user's doing
             ):
                 concept = "STOPPED"  # 借呗关闭, 借呗停用: 借呗 is the subject (not 关闭借呗)
