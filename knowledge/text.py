@@ -305,6 +305,8 @@ class TextPipeline:
                 ):
                     # 想把借呗关了: the user wants to close it; 授权我关了, 我取消了: did it.
                     concept = "SELF_CLOSE"
+                elif concept == "OVERDUE" and before in ABLE_WORDS:
+                    concept = "REPAY"  # 可以延期还款吗, 能晚还几天吗: asking how to repay
                 elif concept == "STOPPED" and before in ABLE_WORDS and word in VOLUNTARY_STOPS:
                     # 借呗能停掉吗, 可以暂停吗, 能不能禁用: asking to stop it oneself
                     concept = "SELF_CLOSE"

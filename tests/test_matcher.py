@@ -118,6 +118,8 @@ def test_normalise(pipeline, raw, expected):
         ("钱都还了借呗怎么还是借不出来", {"WHY", "STOPPED"}, {"REPAY"}),
         # a limit that is not raised is still the limit question
         ("借呗为啥一直不给提额", {"LIMIT_UP"}, {"NOT_LIMIT_UP"}),
+        # asked whether one may pay late: a repaying question, not an overdue
+        ("借呗这个月能晚还几天吗", {"REPAY"}, {"OVERDUE"}),
         ("我花呗迟咗几日先还，借呗就用唔到", {"OTHER_OVERDUE", "STOPPED"}, set()),
         ("借呗开咗好耐冇借过，而家冇咗额度", {"UNUSED", "STOPPED"}, set()),
         ("可以把借呗关闭掉吗", {"JIEBEI"}, {"STOPPED"}),
