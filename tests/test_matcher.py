@@ -120,6 +120,9 @@ def test_normalise(pipeline, raw, expected):
         ("借呗为啥一直不给提额", {"LIMIT_UP"}, {"NOT_LIMIT_UP"}),
         # asked whether one may pay late: a repaying question, not an overdue
         ("借呗这个月能晚还几天吗", {"REPAY"}, {"OVERDUE"}),
+        # 从来不 negates; an Alipay account frozen is the account's risk
+        ("我从来不在借呗借钱，额度被收回了", {"UNUSED", "STOPPED"}, {"BORROW"}),
+        ("支付宝被冻结了，借呗也用不了", {"RISK", "STOPPED"}, set()),
         ("我花呗迟咗几日先还，借呗就用唔到", {"OTHER_OVERDUE", "STOPPED"}, set()),
         ("借呗开咗好耐冇借过，而家冇咗额度", {"UNUSED", "STOPPED"}, set()),
         ("可以把借呗关闭掉吗", {"JIEBEI"}, {"STOPPED"}),
