@@ -962,16 +962,16 @@ async def test_review_groups_by_where_users_went_and_one_tap_adds_an_example(h, 
 
 
 async def test_review_adds_to_another_entry_or_dismisses(h, kb, store):
-    sid = suggest(store, "在吗在吗", "closed", None)
+    sid = suggest(store, "在吗？有人在吗", "closed", None)
     other = suggest(store, "借呗关了是不是风控", "closed", "overdue")
     calls = await h.send(ADMIN, "/review")
     pick = callback(calls, f"a:rp:{sid}")
     calls = await h.press(ADMIN, message_with(h, pick), pick)
-    assert "把「在吗在吗」加为哪个条目的示例？" in texts(calls)
+    assert "把「在吗？有人在吗」加为哪个条目的示例？" in texts(calls)
     target = callback(calls, f"a:rt:{sid}:hello")
     assert len(target.encode()) <= 64
     calls = await h.press(ADMIN, message_with(h, target), target)
-    assert "在吗在吗" in kb.entry("hello").examples
+    assert "在吗？有人在吗" in kb.entry("hello").examples
     assert store.suggestion(sid)["target"] == "hello"
     history = store.history(limit=100)
     calls = await h.send(ADMIN, "/review")
