@@ -52,7 +52,7 @@ def kind_of(matcher: Matcher, slug: str | None) -> str | None:
         ("abjbcd", "abjbcd"),  # an alias is a whole word, never part of one
         ("zfb\u200b借呗\x07", "支付宝借呗"),
         # Cantonese as spoken, speech-to-text homophones
-        ("點解我嘅借唄冇咗額度", "点解我的借呗没了额度"),
+        ("點解佢嘅借唄冇咗", "点解他的借呗没了"),
         ("而家用唔到，係咪系統維護", "现在用不到 是不是系统维护"),
         ("借被逾七了", "借呗逾期了"),
         ("显示系统维户中", "显示系统维护中"),
