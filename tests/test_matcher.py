@@ -53,6 +53,7 @@ def kind_of(matcher: Matcher, slug: str | None) -> str | None:
         ("zfb\u200b借呗\x07", "支付宝借呗"),
         # Cantonese as spoken, speech-to-text homophones
         ("點解佢嘅借唄冇咗", "点解他的借呗没了"),
+        ("借唄冇得用", "借呗用不了"),
         ("而家用唔到，係咪系統維護", "现在用不到 是不是系统维护"),
         ("借被逾七了", "借呗逾期了"),
         ("显示系统维户中", "显示系统维护中"),
