@@ -7,6 +7,7 @@ knowledge base and not taken from any shared or public question set.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -186,6 +187,11 @@ def test_lexicon_is_consistent():
     )
     assert named <= concepts, named - concepts
     assert not set(raw["negators"]) & set(owner), "a negator is also a concept surface"
+    # a surface is matched after replacement: one that replacement changes can never match
+    keys = sorted(map(str, raw["replace"]), key=len, reverse=True)
+    replace = re.compile("|".join(map(re.escape, keys)))
+    changed = [s for s in owner if replace.sub(lambda m: str(raw["replace"][m.group(0)]), s) != s]
+    assert not changed, changed
 
 
 # -- matching: a table of our own phrasings -------------------------------------------------
