@@ -115,7 +115,7 @@ class TextPipeline:
         self.lexicon = lexicon or Lexicon.load()
         lex = self.lexicon
         self._surface = lex.surface_to_concept
-        self._concept_names = frozenset(lex.surface_to_concept.values())
+        self._concept_names = frozenset(lex.concepts)
         self._negators = set(lex.negators)
         self._never_negated = set(lex.never_negated)
         self._stopwords = set(lex.stopwords) - self._negators
@@ -175,9 +175,13 @@ class TextPipeline:
         text = normalise_basic(matchable(text[: MAX_MATCH_CHARS * 2]))[:MAX_MATCH_CHARS]
         if self._alias_re is not None and self._alias_needs.search(text):
             text = self._alias_re.sub(lambda m: self.lexicon.aliases[m.group(0)], text)
-        if self._replace_re is not None:
-            text = self._replace_re.sub(lambda m: self.lexicon.replace[m.group(0)], text)
-        return " ".join(_NON_WORD.sub(" ", text).split())
+        return " ".join(_NON_WORD.sub(" ", self.replaced(text)).split())
+
+    def replaced(self, text: str) -> str:
+        """``text`` with the lexicon's ``replace`` table applied (longest key first, one pass)."""
+        if self._replace_re is None:
+            return text
+        return self._replace_re.sub(lambda m: self.lexicon.replace[m.group(0)], text)
 
     def segment(self, normalised: str) -> list[str]:
         """jieba words of a normalised string; a run of spaces (where punctuation was) is
