@@ -99,6 +99,7 @@ def test_normalise(pipeline, raw, expected):
         # after a stop, whether the money is still owed is a repaying question
         ("借呗被停了，之前借的还要还吗", {"STOPPED", "REPAY"}, set()),
         ("jb没了那欠的钱还用还吗", {"STOPPED", "REPAY"}, set()),
+        ("借呗停了是不是就不用还了", {"STOPPED", "REPAY"}, {"UNUSED"}),
         # 花呗 described, not named; its overdue is not 借呗's
         ("网购用的先买后付那个忘了还，借呗就没了", {"HUABEI", "OTHER_OVERDUE"}, {"OVERDUE"}),
         ("手机號碼換來換去，借唄關了", {"PHONE_CHANGE", "STOPPED"}, set()),
@@ -368,6 +369,7 @@ def test_a_stopped_jiebei_always_gets_at_least_the_overview(matcher, text):
         "借呗被关了利息还照算吗",
         "额度被收回了，提前把钱还上要手续费吗",
         "有人打电话说我借呗被冻结了，让我先交钱解冻",
+        "借呗都停了，是不是以后就不用还了",
     ],
 )
 def test_a_stop_said_in_passing_leaves_money_owed_questions_their_redirect(matcher, text):
