@@ -127,6 +127,13 @@ def test_normalise(pipeline, raw, expected):
         ("支付宝被冻结了，借呗也用不了", {"RISK", "STOPPED"}, set()),
         ("我花呗迟咗几日先还，借呗就用唔到", {"OTHER_OVERDUE", "STOPPED"}, set()),
         ("借呗开咗好耐冇借过，而家冇咗额度", {"UNUSED", "STOPPED"}, set()),
+        # situations told in everyday words
+        ("支付宝我一年到头很少登录，借呗就没了", {"UNUSED", "STOPPED"}, set()),
+        ("平时买东西都用微信，借呗被收回了", {"UNUSED", "STOPPED"}, set()),
+        ("不光我，同事的也借不出来，借呗咋了", {"MAINT"}, set()),
+        ("之前在花呗上套了点现，借呗现在关了", {"CASHOUT", "STOPPED"}, set()),
+        ("有人盗了号登我的支付宝，借呗就停了", {"RISK", "STOPPED"}, set()),
+        ("信用社那边拖了半年没还", {"OTHER_OVERDUE"}, {"OVERDUE"}),
         ("可以把借呗关闭掉吗", {"JIEBEI"}, {"STOPPED"}),
         ("借呗不停用会有影响吗", {"JIEBEI"}, {"STOPPED"}),
         # 没还 is an overdue; 不能分期 / 无法还款 say cannot, not did not
