@@ -274,7 +274,7 @@ class TextPipeline:
                 concept is None
                 and word in BARE_STOPS
                 and out
-                and out[-1] == "JIEBEI"
+                and (out[-1] == "JIEBEI" or out[-2:] == ["JIEBEI", "SUDDEN"])  # 借呗突然关闭
                 and pending is None  # 借呗不停用会怎样: under a negator
                 and not disposal  # 把借呗关闭: the user's doing
             ):
@@ -358,7 +358,8 @@ OTHER_PRODUCTS = PRODUCTS - {"JIEBEI"}
 MODAL_NEGATORS = frozenset({"不能", "无法", "没法", "不可以", "不让", "不给"})
 # Loans named in passing that are not 借呗 (concepts of their own or none): they own an overdue.
 LOAN_WORDS = frozenset({"房贷", "车贷", "贷款", "银行", "月供", "房贷款", "车贷款", "按揭"})
-# Bare verbs the lexicon leaves out (who closed it matters), a stop right after 借呗.
+# Bare verbs the lexicon leaves out (who closed it matters), a stop right after 借呗 (or
+# after 借呗 and 突然 / 无故).
 BARE_STOPS = frozenset({"关闭", "停用"})
 DISPOSAL_WORDS = frozenset({"把", "将"})
 CANT_CLOSE = frozenset({"关不了", "关不掉", "关闭不了", "注销不了", "关不上"})

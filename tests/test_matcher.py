@@ -116,6 +116,10 @@ def test_normalise(pipeline, raw, expected):
         ("蚂蚁借呗能不能禁用", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗到底为什么关不掉", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗怎么冻结了", {"STOPPED"}, {"SELF_CLOSE"}),
+        ("借呗突然停用", {"STOPPED", "SUDDEN"}, {"SELF_CLOSE"}),
+        # a user's complaint is not the account being reported
+        ("我要投诉，借呗无缘无故关闭", {"COMPLAIN", "STOPPED"}, {"REPORTED"}),
+        ("店里被顾客投诉了，借呗也停了", {"REPORTED", "STOPPED"}, set()),
         # 怎么还是 asks why still, not how to repay
         ("钱都还了借呗怎么还是借不出来", {"WHY", "STOPPED"}, {"REPAY"}),
         # a limit that is not raised is still the limit question
