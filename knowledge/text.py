@@ -209,6 +209,8 @@ class TextPipeline:
         if rewrite.get(concept) == concept:
             return concept  # 不给提额, 没提额: still a question about the limit
         if negator in MODAL_NEGATORS:
+            if concept == "BORROW":
+                return "STOPPED"  # 没法借钱, 无法借款: cannot borrow is the stop itself
             # 不能分期, 无法还款: cannot, not did not; 没还 (overdue) is another thing.
             return "NOT_" + concept
         return rewrite.get(concept, "NOT_" + concept)
@@ -243,6 +245,7 @@ class TextPipeline:
         before = earlier = ""  # the word before this one's, and the one before that
         wished = False  # a wish said in the words (想关闭, 想要, 打算)
         disposal = False  # 把/将 in this clause (把借呗关闭)
+        passive = False  # 被 in this clause (被系统关闭)
         cant_close = False  # 关不了, 关不掉: the user tried to close it
         bare_stop: int | None = None  # where a bare 关闭 after 借呗 became STOPPED
         operate = False  # ... and the message then asks how to do it (借呗关闭怎么操作)
@@ -253,12 +256,14 @@ class TextPipeline:
                 close()
                 negated_run = False
                 last_product, both, clause_start = None, False, len(out)
-                disposal = False
+                disposal = passive = False
                 continue
             if word in BOTH_WORDS:
                 both = True
             if word in DISPOSAL_WORDS:
                 disposal = True
+            if word == "被":
+                passive = True
             if word in CANT_CLOSE:
                 cant_close = True  # 为什么关不了: the user tries to close it
             if last_product is None and word in LOAN_WORDS:
@@ -274,7 +279,11 @@ class TextPipeline:
                 concept is None
                 and word in BARE_STOPS
                 and out
-                and (out[-1] == "JIEBEI" or out[-2:] == ["JIEBEI", "SUDDEN"])  # 借呗突然关闭
+                and (
+                    out[-1] == "JIEBEI"
+                    or out[-2:] == ["JIEBEI", "SUDDEN"]  # 借呗突然关闭
+                    or passive  # 被系统关闭: done to the user
+                )
                 and pending is None  # 借呗不停用会怎样: under a negator
                 and not disposal  # 把借呗关闭: the user's doing
             ):

@@ -57,6 +57,8 @@ def kind_of(matcher: Matcher, slug: str | None) -> str | None:
         ("而家用唔到，係咪系統維護", "现在用不到 是不是系统维护"),
         ("借被逾七了", "借呗逾期了"),
         ("显示系统维户中", "显示系统维护中"),
+        ("借呗在生级吗", "借呗在升级吗"),
+        ("额度被收会了", "额度被收回了"),
     ],
 )
 def test_normalise(pipeline, raw, expected):
@@ -117,6 +119,10 @@ def test_normalise(pipeline, raw, expected):
         ("借呗到底为什么关不掉", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗怎么冻结了", {"STOPPED"}, {"SELF_CLOSE"}),
         ("借呗突然停用", {"STOPPED", "SUDDEN"}, {"SELF_CLOSE"}),
+        # cannot borrow is the stop; 被 ... 关闭 is done to the user
+        ("借呗现在没法借钱了", {"STOPPED"}, {"NOT_BORROW", "UNUSED"}),
+        ("借呗被平台停用，咋回事", {"STOPPED"}, {"SELF_CLOSE"}),
+        ("借呗页面一直是关闭状态", {"STOPPED"}, set()),
         # a user's complaint is not the account being reported
         ("我要投诉，借呗无缘无故关闭", {"COMPLAIN", "STOPPED"}, {"REPORTED"}),
         ("店里被顾客投诉了，借呗也停了", {"REPORTED", "STOPPED"}, set()),
