@@ -144,6 +144,9 @@ def test_normalise(pipeline, raw, expected):
         ("之前在花呗上套了点现，借呗现在关了", {"CASHOUT", "STOPPED"}, set()),
         ("有人盗了号登我的支付宝，借呗就停了", {"RISK", "STOPPED"}, set()),
         ("信用社那边拖了半年没还", {"OTHER_OVERDUE"}, {"OVERDUE"}),
+        ("工资一大半都在还贷，借呗也停了", {"DEBT", "STOPPED"}, set()),
+        ("借呗开了就一直躺着，现在没了", {"UNUSED", "STOPPED"}, set()),
+        ("fuzhai太高，借呗被关", {"DEBT", "STOPPED"}, set()),
         ("可以把借呗关闭掉吗", {"JIEBEI"}, {"STOPPED"}),
         ("借呗不停用会有影响吗", {"JIEBEI"}, {"STOPPED"}),
         # 没还 is an overdue; 不能分期 / 无法还款 say cannot, not did not
