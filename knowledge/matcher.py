@@ -37,7 +37,10 @@ How a score is made, in order:
    after the stop, 被关了怎么开通 is opening it again), is answered at
    least with the overview, never with nothing or a redirect, unless a redirect won with its
    own keywords and the message asks about money owed, fees or a scam (``FLOOR_YIELDS_TO``:
-   借呗没了钱怎么还 is a repayment question that mentions the stop). When the best two causes are
+   借呗没了钱怎么还 is a repayment question that mentions the stop). A long story that says
+   借呗 stopped and reached the overview gets the cause the model firmly believes in, when
+   that cause's score is near (``STORY_TOKENS``, ``_story_cause``): stories tell the cause
+   in words no keyword has. When the best two causes are
    within ``margin`` the match is *ambiguous*: the bot asks which one. Every number of the
    decision is a constant below. Each rule was measured by cross-validation and on the sealed
    sets with it switched off (README, "Rules measured"); two that did not pay (an overview
@@ -151,6 +154,15 @@ MODEL_WEIGHT = 20.0
 MODEL_RETRIEVE = 0.5
 # A belief this strong counts as evidence, as an entry's keywords do (the lower bar).
 MODEL_EVIDENCE = 0.6
+# A story (at least STORY_TOKENS tokens besides 借呗, the stop and the question words) that
+# says 借呗 stopped and reached the overview is answered with the cause the model believes in
+# at least STORY_BELIEF, if that cause's score is within STORY_REACH of the overview's: a
+# story tells its cause in its own words, which keywords miss and the model's characters
+# catch. Short messages never qualify (the model reads 暂时无法借款 as maintenance).
+STORY_TOKENS = 8
+STORY_BELIEF = 0.9
+STORY_REACH = 10.0
+STORY_IGNORES = frozenset({"JIEBEI", "STOPPED", "WHY", "HOWTO"})
 
 
 class _Memo(FeatureMemo):
@@ -824,6 +836,8 @@ class Matcher:
             intent = self._slugs[self._overview]
             if all(c.slug != intent for c in candidates):
                 candidates.append(Candidate(intent, 0.0, "overview"))
+        if self._overview is not None and intent == self._slugs[self._overview] and said_stopped:
+            intent = self._story_cause(tokens, top, belief) or intent
         if intent is not None and candidates[0].slug != intent:
             rank = next(r for r, c in enumerate(candidates) if c.slug == intent)
             candidates.insert(0, candidates.pop(rank))
@@ -839,6 +853,21 @@ class Matcher:
             intent=intent,
             ambiguous=ambiguous,
         )
+
+    def _story_cause(
+        self, tokens: Sequence[str], top: list[tuple[int, float]], belief: list[float]
+    ) -> str | None:
+        """The cause a long story is about, where the overview won (see STORY_TOKENS)."""
+        if sum(t not in STORY_IGNORES for t in tokens) < STORY_TOKENS:
+            return None
+        overview = dict(top).get(self._overview)
+        if overview is None:
+            return None  # the floor put the overview there: no score to be near
+        for (i, score), b in zip(top, belief, strict=True):
+            slug, kind = self._slug_kind[i]
+            if kind == "cause" and b >= STORY_BELIEF and score >= overview - STORY_REACH:
+                return slug
+        return None
 
     def _decide(self, candidates: list[Candidate], lowered: Iterable[bool]) -> str | None:
         """The best candidate, if it clears its bar (the lower one with evidence); of several

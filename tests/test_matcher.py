@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import knowledge.matcher as matcher_module
 from knowledge.entries import CAUSE_SLUGS, shipped_entries
 from knowledge.evaluation import evaluate, read_labelled
 from knowledge.matcher import (
@@ -518,3 +519,25 @@ def test_causes_and_the_overview_have_the_lower_bar(matcher, kind, score, answer
     assert ANSWER_THRESHOLD < THRESHOLD
     chosen = matcher._decide([Candidate("x", score, kind)], [False])
     assert (chosen == "x") is answered
+
+
+STORY = (
+    "我是开大车的，一年到头在路上，每天住不同的旅馆，"
+    "手机连旅馆的网借过几次钱，这个月借呗关了，怎么回事"
+)
+
+
+def test_a_long_story_gets_the_cause_the_model_reads_in_it(matcher, monkeypatch):
+    """No keyword of the network cause is in the story (旅馆的网 is not 公共wifi), so the
+    overview wins on scores; the model reads the cause in it, and a story is long enough
+    for its reading to count."""
+    assert matcher.match(STORY).intent == "unsafe_network"
+    monkeypatch.setattr(matcher_module, "STORY_TOKENS", 10**6)
+    assert matcher.match(STORY).intent == "overview"
+
+
+@pytest.mark.parametrize("text", ["借呗今天借不了钱", "借呗暂时无法借款"])
+def test_a_short_stop_keeps_the_overview(matcher, text):
+    """Too few words for the model's reading to outweigh the overview (it reads 今天借不了
+    as the maintenance cause)."""
+    assert matcher.match(text).intent == "overview"
