@@ -148,6 +148,12 @@ def test_normalise(pipeline, raw, expected):
         ("工资一大半都在还贷，借呗也停了", {"DEBT", "STOPPED"}, set()),
         ("借呗开了就一直躺着，现在没了", {"UNUSED", "STOPPED"}, set()),
         ("fuzhai太高，借呗被关", {"DEBT", "STOPPED"}, set()),
+        ("花呗那笔过了半个月才想起来还，借呗就没了", {"HUABEI", "OTHER_OVERDUE"}, {"OVERDUE"}),
+        ("每回借了钱，工资一到就全还上", {"PREPAY"}, set()),
+        ("借呗页面写着部分服务暂停", {"MAINT"}, set()),
+        ("借呗现在只剩还款，借不出来", {"STOPPED"}, set()),
+        ("信用卡没还被银行记上了", {"CREDIT"}, set()),
+        ("网店里有人去支付宝告我，借呗也停了", {"REPORTED", "STOPPED"}, set()),
         ("可以把借呗关闭掉吗", {"JIEBEI"}, {"STOPPED"}),
         ("借呗不停用会有影响吗", {"JIEBEI"}, {"STOPPED"}),
         # 没还 is an overdue; 不能分期 / 无法还款 say cannot, not did not
