@@ -301,6 +301,12 @@ class TextPipeline:
                     concept = self._negate(concept, rewrite)
                 else:
                     negated_run = False
+                if (
+                    concept in OTHER_PRODUCTS
+                    and last_product is None
+                    and out[clause_start:][-1:] == ["OVERDUE"]
+                ):
+                    out[-1] = "OTHER_OVERDUE"  # 忘还花呗, 没还信用卡: the overdue's object
                 if concept in PRODUCTS:
                     clause = len(out) > clause_start
                     if clause and out[-1] in PRODUCTS:

@@ -154,6 +154,9 @@ def test_normalise(pipeline, raw, expected):
         ("借呗现在只剩还款，借不出来", {"STOPPED"}, set()),
         ("信用卡没还被银行记上了", {"CREDIT"}, set()),
         ("网店里有人去支付宝告我，借呗也停了", {"REPORTED", "STOPPED"}, set()),
+        # the product right after an overdue is its object: 忘还花呗
+        ("上个月忘还花呗，借呗就没了", {"OTHER_OVERDUE", "HUABEI"}, {"OVERDUE"}),
+        ("借呗没还花呗也被关了", {"OVERDUE"}, {"OTHER_OVERDUE"}),
         ("可以把借呗关闭掉吗", {"JIEBEI"}, {"STOPPED"}),
         ("借呗不停用会有影响吗", {"JIEBEI"}, {"STOPPED"}),
         # 没还 is an overdue; 不能分期 / 无法还款 say cannot, not did not
