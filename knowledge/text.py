@@ -246,6 +246,7 @@ class TextPipeline:
         wished = False  # a wish said in the words (想关闭, 想要, 打算)
         disposal = False  # 把/将 in this clause (把借呗关闭)
         passive = False  # 被 in this clause (被系统关闭)
+        self_disposal = False  # 我把 in this clause (我把借呗停用了)
         cant_close = False  # 关不了, 关不掉: the user tried to close it
         bare_stop: int | None = None  # where a bare 关闭 after 借呗 became STOPPED
         operate = False  # ... and the message then asks how to do it (借呗关闭怎么操作)
@@ -256,12 +257,13 @@ class TextPipeline:
                 close()
                 negated_run = False
                 last_product, both, clause_start = None, False, len(out)
-                disposal = passive = False
+                disposal = passive = self_disposal = False
                 continue
             if word in BOTH_WORDS:
                 both = True
             if word in DISPOSAL_WORDS:
                 disposal = True
+                self_disposal = before in SELF_WORDS  # 我把借呗停用了: the user did it
             if word == "被":
                 passive = True
             if word in CANT_CLOSE:
@@ -316,6 +318,7 @@ class TextPipeline:
                     last_product = last_named = concept
                 if concept == "STOPPED" and (
                     _wants(out)
+                    or (self_disposal and not word.startswith("被"))
                     or (
                         before in SELF_WORDS
                         and not word.startswith("被")

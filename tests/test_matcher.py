@@ -124,6 +124,10 @@ def test_normalise(pipeline, raw, expected):
         ("借呗现在没法借钱了", {"STOPPED"}, {"NOT_BORROW", "UNUSED"}),
         ("借呗被平台停用，咋回事", {"STOPPED"}, {"SELF_CLOSE"}),
         ("借呗页面一直是关闭状态", {"STOPPED"}, set()),
+        # closed by the user: by mistake, or 我把 ... 停用了
+        ("借呗被我不小心关闭了", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("我把借呗停用了，想重新打开", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("系统把我的借呗停用了", {"STOPPED"}, {"SELF_CLOSE"}),
         # a user's complaint is not the account being reported
         ("我要投诉，借呗无缘无故关闭", {"COMPLAIN", "STOPPED"}, {"REPORTED"}),
         ("店里被顾客投诉了，借呗也停了", {"REPORTED", "STOPPED"}, set()),
