@@ -250,7 +250,8 @@ class TextPipeline:
         cant_close = False  # 关不了, 关不掉: the user tried to close it
         bare_stop: int | None = None  # where a bare 关闭 after 借呗 became STOPPED
         operate = False  # ... and the message then asks how to do it (借呗关闭怎么操作)
-        for word in words:
+        words = list(words)
+        for at, word in enumerate(words):
             earlier, before, prev = (before if prev else ""), prev, word
             if word == " ":
                 prev = ""
@@ -303,12 +304,24 @@ class TextPipeline:
                     concept = self._negate(concept, rewrite)
                 else:
                     negated_run = False
-                if (
-                    concept in OTHER_PRODUCTS
-                    and last_product is None
-                    and out[clause_start:][-1:] == ["OVERDUE"]
+                if concept in OTHER_PRODUCTS and (
+                    before in OWNER_WORDS or words[at + 1 : at + 3] in (["的", " "], ["的"])
                 ):
-                    out[-1] = "OTHER_OVERDUE"  # 忘还花呗, 没还信用卡: the overdue's object
+                    # 逾期了几天，是花呗的: an overdue said before any product is this one's
+                    for back, token in enumerate(out):
+                        if token == "JIEBEI":
+                            break
+                        if token == "OVERDUE":
+                            out[back] = "OTHER_OVERDUE"
+                if concept in OTHER_PRODUCTS and last_product is None:
+                    # 忘还花呗, 晚还了几天花呗: the product after an overdue (a few plain words,
+                    # 几天 / 三天才还, between at most) is the overdue's object
+                    for back in range(len(out) - 1, max(clause_start, len(out) - 4) - 1, -1):
+                        if out[back] == "OVERDUE":
+                            out[back] = "OTHER_OVERDUE"
+                            break
+                        if out[back].isupper() and out[back] != "WAIT":  # 几天 is WAIT
+                            break
                 if concept in PRODUCTS:
                     clause = len(out) > clause_start
                     if clause and out[-1] in PRODUCTS:
@@ -376,6 +389,8 @@ OTHER_PRODUCTS = PRODUCTS - {"JIEBEI"}
 MODAL_NEGATORS = frozenset({"不能", "无法", "没法", "不可以", "不让", "不给"})
 # Loans named in passing that are not 借呗 (concepts of their own or none): they own an overdue.
 LOAN_WORDS = frozenset({"房贷", "车贷", "贷款", "银行", "月供", "房贷款", "车贷款", "按揭"})
+# "是 花呗", "不是借呗，是花呗": whose an overdue said earlier is.
+OWNER_WORDS = frozenset({"是", "都是", "就是", "只是", "不过是"})
 # Bare verbs the lexicon leaves out (who closed it matters), a stop right after 借呗 (or
 # after 借呗 and 突然 / 无故).
 BARE_STOPS = frozenset({"关闭", "停用"})

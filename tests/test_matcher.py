@@ -161,6 +161,13 @@ def test_normalise(pipeline, raw, expected):
         # the product right after an overdue is its object: 忘还花呗
         ("上个月忘还花呗，借呗就没了", {"OTHER_OVERDUE", "HUABEI"}, {"OVERDUE"}),
         ("借呗没还花呗也被关了", {"OVERDUE"}, {"OTHER_OVERDUE"}),
+        ("我迟了两天才还花呗，借呗就停了", {"OTHER_OVERDUE", "HUABEI"}, {"OVERDUE"}),
+        # said whose afterwards: 是花呗的, 花呗的
+        ("逾期过一回，不过是花呗，借呗也被关了", {"OTHER_OVERDUE"}, {"OVERDUE"}),
+        ("上个月的账单晚还了，花呗的，借呗现在借不了", {"OTHER_OVERDUE"}, {"OVERDUE"}),
+        ("借呗逾期了，是花呗害的吗", {"OVERDUE"}, {"OTHER_OVERDUE"}),
+        # 花呗 described by what it is for
+        ("网购分期那笔晚还了几天，借呗就没了", {"HUABEI", "OTHER_OVERDUE"}, {"OVERDUE"}),
         ("可以把借呗关闭掉吗", {"JIEBEI"}, {"STOPPED"}),
         ("借呗不停用会有影响吗", {"JIEBEI"}, {"STOPPED"}),
         # 没还 is an overdue; 不能分期 / 无法还款 say cannot, not did not
