@@ -158,6 +158,9 @@ def test_normalise(pipeline, raw, expected):
         ("借呗现在只剩还款，借不出来", {"STOPPED"}, set()),
         ("信用卡没还被银行记上了", {"CREDIT"}, set()),
         ("网店里有人去支付宝告我，借呗也停了", {"REPORTED", "STOPPED"}, set()),
+        ("借呗的钱交了房子的定金", {"HOUSE"}, set()),
+        ("借呗的钱拿去存定期赚差价", {"INVEST"}, set()),
+        ("借呗借的钱帮老公还了赌债", {"MISUSE"}, set()),
         # the product right after an overdue is its object: 忘还花呗
         ("上个月忘还花呗，借呗就没了", {"OTHER_OVERDUE", "HUABEI"}, {"OVERDUE"}),
         ("借呗没还花呗也被关了", {"OVERDUE"}, {"OTHER_OVERDUE"}),
