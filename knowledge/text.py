@@ -332,11 +332,7 @@ class TextPipeline:
                 if concept == "STOPPED" and (
                     _wants(out)
                     or (self_disposal and not word.startswith("被"))
-                    or (
-                        before in SELF_WORDS
-                        and not word.startswith("被")
-                        and earlier not in BY_OTHERS
-                    )
+                    or (before in SELF_WORDS and _closing_act(word) and earlier not in BY_OTHERS)
                 ):
                     # 想把借呗关了: the user wants to close it; 授权我关了, 我取消了: did it.
                     concept = "SELF_CLOSE"
@@ -409,8 +405,17 @@ OPERATE_WORDS = frozenset(
 BOTH_WORDS = frozenset({"都", "也", "全", "全都", "一起", "同时"})
 # The user as the subject right before a stop (我关了, 我取消了): the user's own doing.
 SELF_WORDS = frozenset({"我", "俺", "我们", "本人", "我自己", "我已经", "我刚"})
+# ... when the stop word is an act (我关了, 我取消了), not a state the user reports (我借不了).
+CLOSING_VERBS = ("关", "取消", "注销", "停", "禁用", "解约", "退出")
+STATE_MARKS = ("不", "没", "被")
 # ... unless someone else did it to the user (给我停了, 把我关了): the provider's doing.
 BY_OTHERS = frozenset({"给", "把"})
+
+
+def _closing_act(word: str) -> bool:
+    """True for a stop word that is something done (关了, 取消了, 注销), which the user may
+    have done; not for a state (借不了, 用不了, 没了) or a passive (被关了)."""
+    return any(v in word for v in CLOSING_VERBS) and not any(n in word for n in STATE_MARKS)
 
 
 def _wants(previous: list[str]) -> bool:

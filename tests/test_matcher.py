@@ -128,6 +128,15 @@ def test_normalise(pipeline, raw, expected):
         ("借呗被我不小心关闭了", {"SELF_CLOSE"}, {"STOPPED"}),
         ("我把借呗停用了，想重新打开", {"SELF_CLOSE"}, {"STOPPED"}),
         ("系统把我的借呗停用了", {"STOPPED"}, {"SELF_CLOSE"}),
+        # the user as subject of a state (我借不了, 我用不了借呗) reports the stop
+        ("我借不了了", {"STOPPED"}, {"SELF_CLOSE"}),
+        ("借呗我用不了了", {"STOPPED"}, {"SELF_CLOSE"}),
+        ("我不符合借款条件了", {"STOPPED"}, {"SELF_CLOSE"}),
+        ("我取消了借呗", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("借呗说关就关，招呼都不打", {"STOPPED"}, set()),
+        # paying for something is no scam; being told to pay first is
+        ("孩子开学要交钱，借呗却借不了", {"STOPPED"}, {"SCAM"}),
+        ("有人让我转账到安全账户", {"SCAM"}, set()),
         # a user's complaint is not the account being reported
         ("我要投诉，借呗无缘无故关闭", {"COMPLAIN", "STOPPED"}, {"REPORTED"}),
         ("店里被顾客投诉了，借呗也停了", {"REPORTED", "STOPPED"}, set()),
@@ -395,6 +404,9 @@ def test_frequency_with_borrowing_or_repaying_still_is(matcher, text):
         "借呗额度被拿走了，我还要进货呢",
         "借呗停了我还能不能提额",
         "借呗没了，上个月还款的时候还好好的",
+        "借呗我用不了了",
+        "我的借呗现在我借不了",
+        "孩子开学要交钱，借呗说关就关了",
     ],
 )
 def test_a_stopped_jiebei_always_gets_at_least_the_overview(matcher, text):
