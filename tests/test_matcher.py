@@ -134,6 +134,9 @@ def test_normalise(pipeline, raw, expected):
         ("我不符合借款条件了", {"STOPPED"}, {"SELF_CLOSE"}),
         ("我取消了借呗", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗说关就关，招呼都不打", {"STOPPED"}, set()),
+        ("借呗被冻了，怎么解冻", {"STOPPED", "RESTORE"}, set()),
+        # money that has not arrived is no unused 借呗
+        ("借呗借了一笔，钱还没到账", {"BORROW"}, {"UNUSED"}),
         # paying for something is no scam; being told to pay first is
         ("孩子开学要交钱，借呗却借不了", {"STOPPED"}, {"SCAM"}),
         ("有人让我转账到安全账户", {"SCAM"}, set()),
