@@ -264,7 +264,8 @@ class TextPipeline:
                 both = True
             if word in DISPOSAL_WORDS:
                 disposal = True
-                self_disposal = before in SELF_WORDS  # 我把借呗停用了: the user did it
+                # 我把借呗停用了, 不小心把借呗关了: the user did it
+                self_disposal = before in SELF_WORDS or before in ACCIDENT_WORDS or before == "自己"
             if word == "被":
                 passive = True
             if word in CANT_CLOSE:
@@ -332,6 +333,7 @@ class TextPipeline:
                 if concept == "STOPPED" and (
                     _wants(out)
                     or (self_disposal and not word.startswith("被"))
+                    or (before in ACCIDENT_WORDS and _closing_act(word))
                     or (before in SELF_WORDS and _closing_act(word) and earlier not in BY_OTHERS)
                 ):
                     # 想把借呗关了: the user wants to close it; 授权我关了, 我取消了: did it.
@@ -408,6 +410,8 @@ SELF_WORDS = frozenset({"我", "俺", "我们", "本人", "我自己", "我已�
 # ... when the stop word is an act (我关了, 我取消了), not a state the user reports (我借不了).
 CLOSING_VERBS = ("关", "取消", "注销", "停", "禁用", "解约", "退出")
 STATE_MARKS = ("不", "没", "被")
+# By mistake (不小心关了, 误把借呗关了): only the user closes a thing by accident.
+ACCIDENT_WORDS = frozenset({"不小心", "一不小心", "误", "手滑", "点错", "误操作"})
 # ... unless someone else did it to the user (给我停了, 把我关了): the provider's doing.
 BY_OTHERS = frozenset({"给", "把"})
 

@@ -128,6 +128,10 @@ def test_normalise(pipeline, raw, expected):
         ("借呗被我不小心关闭了", {"SELF_CLOSE"}, {"STOPPED"}),
         ("我把借呗停用了，想重新打开", {"SELF_CLOSE"}, {"STOPPED"}),
         ("系统把我的借呗停用了", {"STOPPED"}, {"SELF_CLOSE"}),
+        ("我不小心把借呗关闭了，还能开回来吗", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("手滑把借呗注销了", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("自己把借呗停掉了，后悔了", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("我点了关闭借呗，现在想用", {"SELF_CLOSE"}, {"STOPPED"}),
         # the user as subject of a state (我借不了, 我用不了借呗) reports the stop
         ("我借不了了", {"STOPPED"}, {"SELF_CLOSE"}),
         ("借呗我用不了了", {"STOPPED"}, {"SELF_CLOSE"}),
