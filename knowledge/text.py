@@ -330,11 +330,21 @@ class TextPipeline:
                     if concept == "JIEBEI" and clause and out[-1] == "OTHER_STOPPED":
                         out[-1] = "STOPPED"  # 用不了借呗: 借呗 is the object
                     last_product = last_named = concept
-                if concept == "STOPPED" and (
-                    _wants(out)
-                    or (self_disposal and not word.startswith("被"))
-                    or (before in ACCIDENT_WORDS and _closing_act(word))
-                    or (before in SELF_WORDS and _closing_act(word) and earlier not in BY_OTHERS)
+                if (
+                    concept == "STOPPED"
+                    and (
+                        _wants(out)
+                        or (self_disposal and not word.startswith("被"))
+                        or (before in ACCIDENT_WORDS and _closing_act(word))
+                        # 自己关闭了借呗 (not 借呗自己关了: it may have closed by itself)
+                        or (
+                            ((before == "自己" and _closing_act(word)) or word in BY_ONESELF)
+                            and "JIEBEI" not in out[clause_start:]
+                        )
+                        or (
+                            before in SELF_WORDS and _closing_act(word) and earlier not in BY_OTHERS
+                        )
+                    )
                 ):
                     # 想把借呗关了: the user wants to close it; 授权我关了, 我取消了: did it.
                     concept = "SELF_CLOSE"
@@ -410,6 +420,9 @@ SELF_WORDS = frozenset({"我", "俺", "我们", "本人", "我自己", "我已�
 # ... when the stop word is an act (我关了, 我取消了), not a state the user reports (我借不了).
 CLOSING_VERBS = ("关", "取消", "注销", "停", "禁用", "解约", "退出")
 STATE_MARKS = ("不", "没", "被")
+# 自己关闭了 before 借呗 is named in the clause: the user closed it (after, 借呗自己关了,
+# it may have closed by itself: a stop).
+BY_ONESELF = frozenset({"自己关了", "自己关闭了", "自己就关了", "自己关掉了"})
 # By mistake (不小心关了, 误把借呗关了): only the user closes a thing by accident.
 ACCIDENT_WORDS = frozenset({"不小心", "一不小心", "误", "手滑", "点错", "误操作"})
 # ... unless someone else did it to the user (给我停了, 把我关了): the provider's doing.

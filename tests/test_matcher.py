@@ -132,6 +132,9 @@ def test_normalise(pipeline, raw, expected):
         ("手滑把借呗注销了", {"SELF_CLOSE"}, {"STOPPED"}),
         ("自己把借呗停掉了，后悔了", {"SELF_CLOSE"}, {"STOPPED"}),
         ("我点了关闭借呗，现在想用", {"SELF_CLOSE"}, {"STOPPED"}),
+        # 自己关了 before 借呗 is named: the user did it; after, it may have closed by itself
+        ("自己关闭了借呗，想再打开", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("我这借呗自己关了，咋回事", {"STOPPED"}, {"SELF_CLOSE"}),
         # the user as subject of a state (我借不了, 我用不了借呗) reports the stop
         ("我借不了了", {"STOPPED"}, {"SELF_CLOSE"}),
         ("借呗我用不了了", {"STOPPED"}, {"SELF_CLOSE"}),
