@@ -253,6 +253,8 @@ class TextPipeline:
         words = list(words)
         for at, word in enumerate(words):
             earlier, before, prev = (before if prev else ""), prev, word
+            # the user right before (我关了), or before an adverb (我已经关了)
+            by_me = before in SELF_WORDS or (before in ADVERBS and earlier in SELF_WORDS)
             if word == " ":
                 prev = ""
                 close()
@@ -279,6 +281,8 @@ class TextPipeline:
                 negated_run = False
                 continue
             concept = self._surface.get(word)
+            if concept is None and word in BARE_STOPS and by_me:
+                concept = "SELF_CLOSE"  # 我关闭借呗后…, 我已经停用了: the user did it
             if (
                 concept is None
                 and word in BARE_STOPS
@@ -341,9 +345,7 @@ class TextPipeline:
                             ((before == "自己" and _closing_act(word)) or word in BY_ONESELF)
                             and "JIEBEI" not in out[clause_start:]
                         )
-                        or (
-                            before in SELF_WORDS and _closing_act(word) and earlier not in BY_OTHERS
-                        )
+                        or (by_me and _closing_act(word) and earlier not in BY_OTHERS)
                     )
                 ):
                     # 想把借呗关了: the user wants to close it; 授权我关了, 我取消了: did it.
@@ -423,6 +425,8 @@ STATE_MARKS = ("不", "没", "被")
 # 自己关闭了 before 借呗 is named in the clause: the user closed it (after, 借呗自己关了,
 # it may have closed by itself: a stop).
 BY_ONESELF = frozenset({"自己关了", "自己关闭了", "自己就关了", "自己关掉了"})
+# Between the user and the act: 我已经关了, 我刚关了.
+ADVERBS = frozenset({"已经", "刚", "刚刚", "早就", "之前", "以前", "前几天", "昨天", "自己"})
 # By mistake (不小心关了, 误把借呗关了): only the user closes a thing by accident.
 ACCIDENT_WORDS = frozenset({"不小心", "一不小心", "误", "手滑", "点错", "误操作"})
 # ... unless someone else did it to the user (给我停了, 把我关了): the provider's doing.

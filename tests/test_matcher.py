@@ -135,6 +135,10 @@ def test_normalise(pipeline, raw, expected):
         # 自己关了 before 借呗 is named: the user did it; after, it may have closed by itself
         ("自己关闭了借呗，想再打开", {"SELF_CLOSE"}, {"STOPPED"}),
         ("我这借呗自己关了，咋回事", {"STOPPED"}, {"SELF_CLOSE"}),
+        # the user as subject of 关闭 (我关闭借呗后…) or with an adverb between (我已经关闭了)
+        ("我关闭借呗以后还能再开吗", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("借呗我早就关闭了，想重新开", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("我已经借不了了", {"STOPPED"}, {"SELF_CLOSE"}),
         # the user as subject of a state (我借不了, 我用不了借呗) reports the stop
         ("我借不了了", {"STOPPED"}, {"SELF_CLOSE"}),
         ("借呗我用不了了", {"STOPPED"}, {"SELF_CLOSE"}),
