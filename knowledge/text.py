@@ -352,6 +352,13 @@ class TextPipeline:
                     concept = "SELF_CLOSE"
                 elif concept == "OVERDUE" and before in ABLE_WORDS:
                     concept = "REPAY"  # 可以延期还款吗, 能晚还几天吗: asking how to repay
+                elif (
+                    concept == "STOPPED"
+                    and before in HOW_WORDS
+                    and word in VOLUNTARY_STOPS
+                    and "JIEBEI" not in out[clause_start:]
+                ):
+                    concept = "SELF_CLOSE"  # 手机丢了怎么冻结借呗: how to, with 借呗 the object
                 elif concept == "STOPPED" and before in ABLE_WORDS and word in VOLUNTARY_STOPS:
                     # 借呗能停掉吗, 可以暂停吗, 能不能禁用: asking to stop it oneself
                     concept = "SELF_CLOSE"
@@ -412,6 +419,8 @@ ABLE_WORDS = frozenset({"能", "可以", "能不能", "可不可以", "能否", 
 VOLUNTARY_STOPS = frozenset(
     {"停掉", "暂停", "冻结", "禁用", "停止使用", "关闭", "关掉", "停用", "停止", "关停", "注销"}
 )
+# How to stop it, 借呗 named after (怎么冻结借呗): the user's own; 借呗怎么冻结了 asks why.
+HOW_WORDS = frozenset({"怎么", "如何", "怎样", "咋", "怎么样"})
 # ... unless the message then asks how to do it (借呗关闭怎么操作): the user's own closing.
 OPERATE_WORDS = frozenset(
     {"怎么操作", "如何操作", "步骤", "流程", "在哪", "在哪里", "在哪儿", "哪里", "哪"}

@@ -139,6 +139,12 @@ def test_normalise(pipeline, raw, expected):
         ("我关闭借呗以后还能再开吗", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗我早就关闭了，想重新开", {"SELF_CLOSE"}, {"STOPPED"}),
         ("我已经借不了了", {"STOPPED"}, {"SELF_CLOSE"}),
+        # how to stop it, 借呗 the object: the user's own wish
+        ("手机被偷了，怎么冻结借呗", {"SELF_CLOSE"}, {"STOPPED"}),
+        # a loan's purpose asked about, a card unbound, the lender's name: no cause's words
+        ("借呗借款用途该怎么填", set(), {"MISUSE"}),
+        ("借呗的还款卡怎么解绑", set(), {"PHONE_CHANGE"}),
+        ("借呗的放款机构是哪家银行", set(), {"MAINT"}),
         # the user as subject of a state (我借不了, 我用不了借呗) reports the stop
         ("我借不了了", {"STOPPED"}, {"SELF_CLOSE"}),
         ("借呗我用不了了", {"STOPPED"}, {"SELF_CLOSE"}),
