@@ -362,7 +362,7 @@ class TextPipeline:
                 elif concept == "STOPPED" and before in ABLE_WORDS and word in VOLUNTARY_STOPS:
                     # 借呗能停掉吗, 可以暂停吗, 能不能禁用: asking to stop it oneself
                     concept = "SELF_CLOSE"
-                elif concept == "STOPPED" and last_product in OTHER_PRODUCTS and not both:
+                elif concept == "STOPPED" and last_product in STOP_OWNERS and not both:
                     concept = "OTHER_STOPPED"  # 花呗用不了 (借呗 is fine): not our question
                 elif (
                     concept == "OVERDUE"
@@ -384,6 +384,8 @@ class TextPipeline:
                 continue
             # A content word is what the negator was about (货款没回来): the scope ends.
             close()
+            if word in HOLDERS:
+                last_product = "HOLDER"  # 银行卡被冻结: the card's stop, not 借呗's
             out.append(word)
         close()
         if bare_stop is not None and operate and out[bare_stop] == "STOPPED":
@@ -402,6 +404,11 @@ class TextPipeline:
 # Whose stop is it: the product named last before the stop word, in the same clause.
 PRODUCTS = frozenset({"JIEBEI", "HUABEI", "ONLINE_LOAN", "CREDIT_CARD", "BANK_LOAN"})
 OTHER_PRODUCTS = PRODUCTS - {"JIEBEI"}
+# Where money is held (a card, 余额宝): a stop right after one is its own (银行卡被冻结了).
+HOLDERS = frozenset(
+    {"银行卡", "储蓄卡", "借记卡", "工资卡", "还款卡", "收款卡", "余额宝", "零钱", "卡"}
+)
+STOP_OWNERS = OTHER_PRODUCTS | {"HOLDER"}
 # Negators that say cannot, not did not: their rewrite (没 + 还款 -> OVERDUE) does not apply.
 MODAL_NEGATORS = frozenset({"不能", "无法", "没法", "不可以", "不让", "不给"})
 # Loans named in passing that are not 借呗 (concepts of their own or none): they own an overdue.

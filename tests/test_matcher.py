@@ -145,6 +145,10 @@ def test_normalise(pipeline, raw, expected):
         ("借呗借款用途该怎么填", set(), {"MISUSE"}),
         ("借呗的还款卡怎么解绑", set(), {"PHONE_CHANGE"}),
         ("借呗的放款机构是哪家银行", set(), {"MAINT"}),
+        # a stop right after a card or 余额宝 is theirs
+        ("借呗的钱到账了，可银行卡被冻结了", {"OTHER_STOPPED"}, {"STOPPED"}),
+        ("余额宝冻结了还能还借呗吗", {"OTHER_STOPPED"}, {"STOPPED"}),
+        ("银行卡被冻结了，借呗也用不了", {"OTHER_STOPPED", "STOPPED"}, set()),
         # the user as subject of a state (我借不了, 我用不了借呗) reports the stop
         ("我借不了了", {"STOPPED"}, {"SELF_CLOSE"}),
         ("借呗我用不了了", {"STOPPED"}, {"SELF_CLOSE"}),
