@@ -60,6 +60,7 @@ def kind_of(matcher: Matcher, slug: str | None) -> str | None:
         ("显示系统维户中", "显示系统维护中"),
         ("借呗在生级吗", "借呗在升级吗"),
         ("额度被收会了", "额度被收回了"),
+        ("借呗怎么被管了", "借呗怎么被关了"),
     ],
 )
 def test_normalise(pipeline, raw, expected):
@@ -124,6 +125,7 @@ def test_normalise(pipeline, raw, expected):
         ("借呗现在没法借钱了", {"STOPPED"}, {"NOT_BORROW", "UNUSED"}),
         ("借呗被平台停用，咋回事", {"STOPPED"}, {"SELF_CLOSE"}),
         ("借呗页面一直是关闭状态", {"STOPPED"}, set()),
+        ("借呗被限制借款了", {"STOPPED"}, {"RISK"}),
         # closed by the user: by mistake, or 我把 ... 停用了
         ("借呗被我不小心关闭了", {"SELF_CLOSE"}, {"STOPPED"}),
         ("我把借呗停用了，想重新打开", {"SELF_CLOSE"}, {"STOPPED"}),
