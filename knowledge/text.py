@@ -247,12 +247,22 @@ class TextPipeline:
         disposal = False  # 把/将 in this clause (把借呗关闭)
         passive = False  # 被 in this clause (被系统关闭)
         self_disposal = False  # 我把 in this clause (我把借呗停用了)
+        family = False  # a family member named in this clause (老婆把我借呗关了)
         cant_close = False  # 关不了, 关不掉: the user tried to close it
         bare_stop: int | None = None  # where a bare 关闭 after 借呗 became STOPPED
         operate = False  # ... and the message then asks how to do it (借呗关闭怎么操作)
         words = list(words)
         for at, word in enumerate(words):
             earlier, before, prev = (before if prev else ""), prev, word
+            if (
+                word in FAMILY
+                and (
+                    before in AGENT_MARKS
+                    or (before in SELF_WORDS and earlier in AGENT_MARKS)  # 让我老公
+                    or words[at + 1 : at + 2] in (["把"], ["帮"], ["帮我"])  # 老婆把我借呗关了
+                )
+            ):
+                family = True  # the one who did it, not whose 借呗 it is (老公借呗突然关了)
             # the user right before (我关了), or before an adverb (我已经关了)
             by_me = before in SELF_WORDS or (before in ADVERBS and earlier in SELF_WORDS)
             if word == " ":
@@ -260,7 +270,7 @@ class TextPipeline:
                 close()
                 negated_run = False
                 last_product, both, clause_start = None, False, len(out)
-                disposal = passive = self_disposal = False
+                disposal = passive = self_disposal = family = False
                 continue
             if word in BOTH_WORDS:
                 both = True
@@ -340,6 +350,8 @@ class TextPipeline:
                         _wants(out)
                         or (self_disposal and not word.startswith("被"))
                         or (before in ACCIDENT_WORDS and _closing_act(word))
+                        # 老婆把我借呗关了, 借呗被家人关了: someone of the user's, not the provider
+                        or (family and _closing_act(word))
                         # 自己关闭了借呗 (not 借呗自己关了: it may have closed by itself)
                         or (
                             ((before == "自己" and _closing_act(word)) or word in BY_ONESELF)
@@ -443,6 +455,27 @@ STATE_MARKS = ("不", "没", "被")
 BY_ONESELF = frozenset({"自己关了", "自己关闭了", "自己就关了", "自己关掉了"})
 # Between the user and the act: 我已经关了, 我刚关了.
 ADVERBS = frozenset({"已经", "刚", "刚刚", "早就", "之前", "以前", "前几天", "昨天", "自己"})
+# Someone of the user's who may have closed it for them (老婆把我借呗关了).
+FAMILY = frozenset(
+    {
+        "家人",
+        "家里人",
+        "老婆",
+        "老公",
+        "媳妇",
+        "我妈",
+        "我爸",
+        "爸妈",
+        "孩子",
+        "儿子",
+        "女儿",
+        "男朋友",
+        "女朋友",
+        "对象",
+        "爱人",
+    }
+)
+AGENT_MARKS = frozenset({"被", "让", "叫"})  # not 给: 给儿子付首付 is for him
 # By mistake (不小心关了, 误把借呗关了): only the user closes a thing by accident.
 ACCIDENT_WORDS = frozenset({"不小心", "一不小心", "误", "手滑", "点错", "误操作"})
 # ... unless someone else did it to the user (给我停了, 把我关了): the provider's doing.

@@ -141,6 +141,13 @@ def test_normalise(pipeline, raw, expected):
         ("我关闭借呗以后还能再开吗", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗我早就关闭了，想重新开", {"SELF_CLOSE"}, {"STOPPED"}),
         ("我已经借不了了", {"STOPPED"}, {"SELF_CLOSE"}),
+        # closed by someone of the user's, or said to be one's own doing
+        ("老婆把我借呗关了，怎么开回来", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("借呗被家里人关掉了", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("老公借呗突然关了", {"STOPPED"}, {"SELF_CLOSE"}),
+        ("借呗的钱给儿子付了首付，借呗就关了", {"STOPPED"}, {"SELF_CLOSE"}),
+        ("借呗关闭是我本人操作的", {"SELF_CLOSE"}, set()),
+        ("借呗退订了还能开吗", {"SELF_CLOSE"}, set()),
         # how to stop it, 借呗 the object: the user's own wish
         ("手机被偷了，怎么冻结借呗", {"SELF_CLOSE"}, {"STOPPED"}),
         # a loan's purpose asked about, a card unbound, the lender's name: no cause's words
