@@ -237,52 +237,29 @@ class TextPipeline:
             pending, left = None, 0
 
         negated_run = False
-        last_product: str | None = None  # the product named last in this clause
+        clause = _Clause()  # what this clause (up to the last pause) has said
         last_named: str | None = None  # the product named last in the message so far
-        clause_start = 0  # len(out) at the last pause
-        both = False  # "借呗花呗都…": the stop is about every product named
         prev = ""  # the word before this one, in this clause
         before = earlier = ""  # the word before this one's, and the one before that
         wished = False  # a wish said in the words (想关闭, 想要, 打算)
-        disposal = False  # 把/将 in this clause (把借呗关闭)
-        passive = False  # 被 in this clause (被系统关闭)
-        self_disposal = False  # 我把 in this clause (我把借呗停用了)
-        family = False  # a family member named in this clause (老婆把我借呗关了)
         cant_close = False  # 关不了, 关不掉: the user tried to close it
         bare_stop: int | None = None  # where a bare 关闭 after 借呗 became STOPPED
         operate = False  # ... and the message then asks how to do it (借呗关闭怎么操作)
         words = list(words)
         for at, word in enumerate(words):
             earlier, before, prev = (before if prev else ""), prev, word
-            if (
-                word in FAMILY
-                and (
-                    before in AGENT_MARKS
-                    or (before in SELF_WORDS and earlier in AGENT_MARKS)  # 让我老公
-                    or words[at + 1 : at + 2] in (["把"], ["帮"], ["帮我"])  # 老婆把我借呗关了
-                )
-            ):
-                family = True  # the one who did it, not whose 借呗 it is (老公借呗突然关了)
-            # the user right before (我关了), or before an adverb (我已经关了)
-            by_me = before in SELF_WORDS or (before in ADVERBS and earlier in SELF_WORDS)
             if word == " ":
                 prev = ""
                 close()
                 negated_run = False
-                last_product, both, clause_start = None, False, len(out)
-                disposal = passive = self_disposal = family = False
+                clause = _Clause(start=len(out))
                 continue
-            if word in BOTH_WORDS:
-                both = True
-            if word in DISPOSAL_WORDS:
-                disposal = True
-                # 我把借呗停用了, 不小心把借呗关了: the user did it
-                self_disposal = before in SELF_WORDS or before in ACCIDENT_WORDS or before == "自己"
-            if word == "被":
-                passive = True
+            clause.hear(word, before, earlier, words[at + 1 : at + 2])
+            # the user right before (我关了), or before an adverb (我已经关了)
+            by_me = before in SELF_WORDS or (before in ADVERBS and earlier in SELF_WORDS)
             if word in CANT_CLOSE:
                 cant_close = True  # 为什么关不了: the user tries to close it
-            if last_product is None and word in LOAN_WORDS:
+            if clause.last_product is None and word in LOAN_WORDS:
                 # 房贷断供, 有笔贷款逾期, 欠银行的钱: a loan that is not 借呗 owns the overdue
                 last_named = "BANK_LOAN"
             if word in self._negators:
@@ -300,10 +277,10 @@ class TextPipeline:
                 and (
                     out[-1] == "JIEBEI"
                     or out[-2:] == ["JIEBEI", "SUDDEN"]  # 借呗突然关闭
-                    or passive  # 被系统关闭: done to the user
+                    or clause.passive  # 被系统关闭: done to the user
                 )
                 and pending is None  # 借呗不停用会怎样: under a negator
-                and not disposal  # 把借呗关闭: the user's doing
+                and not clause.disposal  # 把借呗关闭: the user's doing
             ):
                 concept = "STOPPED"  # 借呗关闭, 借呗停用: 借呗 is the subject (not 关闭借呗)
                 bare_stop = len(out)
@@ -319,67 +296,27 @@ class TextPipeline:
                     concept = self._negate(concept, rewrite)
                 else:
                     negated_run = False
-                if concept in OTHER_PRODUCTS and (
-                    before in OWNER_WORDS or words[at + 1 : at + 3] in (["的", " "], ["的"])
-                ):
-                    # 逾期了几天，是花呗的: an overdue said before any product is this one's
-                    for back, token in enumerate(out):
-                        if token == "JIEBEI":
-                            break
-                        if token == "OVERDUE":
-                            out[back] = "OTHER_OVERDUE"
-                if concept in OTHER_PRODUCTS and last_product is None:
-                    # 忘还花呗, 晚还了几天花呗: the product after an overdue (a few plain words,
-                    # 几天 / 三天才还, between at most) is the overdue's object
-                    for back in range(len(out) - 1, max(clause_start, len(out) - 4) - 1, -1):
-                        if out[back] == "OVERDUE":
-                            out[back] = "OTHER_OVERDUE"
-                            break
-                        if out[back].isupper() and out[back] != "WAIT":  # 几天 is WAIT
-                            break
+                if concept in OTHER_PRODUCTS:
+                    _claim_overdue(out, clause, before, words[at + 1 : at + 3])
                 if concept in PRODUCTS:
-                    clause = len(out) > clause_start
-                    if clause and out[-1] in PRODUCTS:
-                        both = True  # 借呗花呗被冻结, 借呗和花呗不见了: the stop is both's
-                    if concept == "JIEBEI" and clause and out[-1] == "OTHER_STOPPED":
+                    named = len(out) > clause.start
+                    if named and out[-1] in PRODUCTS:
+                        clause.both = True  # 借呗花呗被冻结, 借呗和花呗不见了: both's stop
+                    if concept == "JIEBEI" and named and out[-1] == "OTHER_STOPPED":
                         out[-1] = "STOPPED"  # 用不了借呗: 借呗 is the object
-                    last_product = last_named = concept
-                if (
-                    concept == "STOPPED"
-                    and (
-                        _wants(out)
-                        or (self_disposal and not word.startswith("被"))
-                        or (before in ACCIDENT_WORDS and _closing_act(word))
-                        # 老婆把我借呗关了, 借呗被家人关了: someone of the user's, not the provider
-                        or (family and _closing_act(word))
-                        # 自己关闭了借呗 (not 借呗自己关了: it may have closed by itself)
-                        or (
-                            ((before == "自己" and _closing_act(word)) or word in BY_ONESELF)
-                            and "JIEBEI" not in out[clause_start:]
-                        )
-                        or (by_me and _closing_act(word) and earlier not in BY_OTHERS)
-                    )
-                ):
-                    # 想把借呗关了: the user wants to close it; 授权我关了, 我取消了: did it.
+                    clause.last_product = last_named = concept
+                if concept == "STOPPED" and _users_doing(word, before, earlier, by_me, out, clause):
                     concept = "SELF_CLOSE"
                 elif concept == "OVERDUE" and before in ABLE_WORDS:
                     concept = "REPAY"  # 可以延期还款吗, 能晚还几天吗: asking how to repay
                 elif (
-                    concept == "STOPPED"
-                    and before in HOW_WORDS
-                    and word in VOLUNTARY_STOPS
-                    and "JIEBEI" not in out[clause_start:]
+                    concept == "STOPPED" and clause.last_product in STOP_OWNERS and not clause.both
                 ):
-                    concept = "SELF_CLOSE"  # 手机丢了怎么冻结借呗: how to, with 借呗 the object
-                elif concept == "STOPPED" and before in ABLE_WORDS and word in VOLUNTARY_STOPS:
-                    # 借呗能停掉吗, 可以暂停吗, 能不能禁用: asking to stop it oneself
-                    concept = "SELF_CLOSE"
-                elif concept == "STOPPED" and last_product in STOP_OWNERS and not both:
                     concept = "OTHER_STOPPED"  # 花呗用不了 (借呗 is fine): not our question
                 elif (
                     concept == "OVERDUE"
                     and last_named in OTHER_PRODUCTS
-                    and not (both and "JIEBEI" in out[clause_start:])
+                    and not (clause.both and "JIEBEI" in out[clause.start :])
                 ):
                     # 花呗晚还了, 信用卡逾期 (in this clause or an earlier one): another
                     # product's overdue, not 借呗's own.
@@ -397,7 +334,7 @@ class TextPipeline:
             # A content word is what the negator was about (货款没回来): the scope ends.
             close()
             if word in HOLDERS:
-                last_product = "HOLDER"  # 银行卡被冻结: the card's stop, not 借呗's
+                clause.last_product = "HOLDER"  # 银行卡被冻结: the card's stop, not 借呗's
             out.append(word)
         close()
         if bare_stop is not None and operate and out[bare_stop] == "STOPPED":
@@ -480,6 +417,77 @@ AGENT_MARKS = frozenset({"被", "让", "叫"})  # not 给: 给儿子付首付 is
 ACCIDENT_WORDS = frozenset({"不小心", "一不小心", "误", "手滑", "点错", "误操作"})
 # ... unless someone else did it to the user (给我停了, 把我关了): the provider's doing.
 BY_OTHERS = frozenset({"给", "把"})
+
+
+@dataclass
+class _Clause:
+    """What one clause of a message (up to a pause) has said so far."""
+
+    start: int = 0  # where in the tokens it began
+    last_product: str | None = None  # the product (or card, HOLDER) named last in it
+    both: bool = False  # "借呗花呗都…": a stop is about every product named
+    disposal: bool = False  # 把 / 将 (把借呗关闭)
+    passive: bool = False  # 被 (被系统关闭)
+    self_disposal: bool = False  # the user before 把: 我把, 不小心把, 自己把
+    family: bool = False  # someone of the user's as the doer: 老婆把…, 被家人…
+
+    def hear(self, word: str, before: str, earlier: str, after: list[str]) -> None:
+        if word in BOTH_WORDS:
+            self.both = True
+        if word in DISPOSAL_WORDS:
+            self.disposal = True
+            # 我把借呗停用了, 不小心把借呗关了: the user did it
+            self.self_disposal = (
+                before in SELF_WORDS or before in ACCIDENT_WORDS or before == "自己"
+            )
+        if word == "被":
+            self.passive = True
+        if word in FAMILY and (
+            before in AGENT_MARKS
+            or (before in SELF_WORDS and earlier in AGENT_MARKS)  # 让我老公
+            or after in (["把"], ["帮"], ["帮我"])  # 老婆把我借呗关了
+        ):
+            self.family = True  # the one who did it, not whose 借呗 it is (老公借呗突然关了)
+
+
+def _users_doing(
+    word: str, before: str, earlier: str, by_me: bool, out: list[str], clause: _Clause
+) -> bool:
+    """True when a stop word is the user's own doing or wish, not the provider's: wanted
+    (想把借呗关了), done (我关了, 我取消了, 我已经关闭了, 我把借呗停用了), by mistake
+    (不小心关了), by someone of the user's (老婆把我借呗关了), by oneself before 借呗 is
+    named (自己关闭了借呗; 借呗自己关了 may have closed by itself), or asked how or whether
+    one can (怎么冻结借呗, 借呗能停掉吗)."""
+    act = _closing_act(word)
+    not_yet_named = "JIEBEI" not in out[clause.start :]
+    return (
+        _wants(out)
+        or (clause.self_disposal and not word.startswith("被"))
+        or (act and (before in ACCIDENT_WORDS or clause.family))
+        or (((before == "自己" and act) or word in BY_ONESELF) and not_yet_named)
+        or (by_me and act and earlier not in BY_OTHERS)
+        or (word in VOLUNTARY_STOPS and before in HOW_WORDS and not_yet_named)
+        or (word in VOLUNTARY_STOPS and before in ABLE_WORDS)
+    )
+
+
+def _claim_overdue(out: list[str], clause: _Clause, before: str, after: list[str]) -> None:
+    """Another product named now owns an overdue said before it: claimed (逾期了几天，是花呗的;
+    账单晚还了，花呗的) or as the overdue's object (忘还花呗, 晚还了几天花呗)."""
+    if before in OWNER_WORDS or after in (["的", " "], ["的"]):
+        for back, token in enumerate(out):
+            if token == "JIEBEI":
+                break
+            if token == "OVERDUE":
+                out[back] = "OTHER_OVERDUE"
+    if clause.last_product is None:
+        # a few plain words (几天 / 三天才还) between at most
+        for back in range(len(out) - 1, max(clause.start, len(out) - 4) - 1, -1):
+            if out[back] == "OVERDUE":
+                out[back] = "OTHER_OVERDUE"
+                break
+            if out[back].isupper() and out[back] != "WAIT":  # 几天 is WAIT
+                break
 
 
 def _closing_act(word: str) -> bool:
