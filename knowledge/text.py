@@ -305,6 +305,8 @@ class TextPipeline:
                     if concept == "JIEBEI" and named and out[-1] == "OTHER_STOPPED":
                         out[-1] = "STOPPED"  # 用不了借呗: 借呗 is the object
                     clause.last_product = last_named = concept
+                elif concept in STOP_OWNERS:
+                    clause.last_product = concept  # 网商贷用不了了: its own stop
                 if concept == "STOPPED" and _users_doing(word, before, earlier, by_me, out, clause):
                     concept = "SELF_CLOSE"
                 elif concept == "OVERDUE" and before in ABLE_WORDS:
@@ -357,7 +359,7 @@ OTHER_PRODUCTS = PRODUCTS - {"JIEBEI"}
 HOLDERS = frozenset(
     {"银行卡", "储蓄卡", "借记卡", "工资卡", "还款卡", "收款卡", "余额宝", "零钱", "卡"}
 )
-STOP_OWNERS = OTHER_PRODUCTS | {"HOLDER"}
+STOP_OWNERS = OTHER_PRODUCTS | {"HOLDER", "WANGSHANGDAI"}
 # Negators that say cannot, not did not: their rewrite (没 + 还款 -> OVERDUE) does not apply.
 MODAL_NEGATORS = frozenset({"不能", "无法", "没法", "不可以", "不让", "不给"})
 # Loans named in passing that are not 借呗 (concepts of their own or none): they own an overdue.

@@ -158,6 +158,8 @@ def test_normalise(pipeline, raw, expected):
         ("借呗的钱到账了，可银行卡被冻结了", {"OTHER_STOPPED"}, {"STOPPED"}),
         ("余额宝冻结了还能还借呗吗", {"OTHER_STOPPED"}, {"STOPPED"}),
         ("银行卡被冻结了，借呗也用不了", {"OTHER_STOPPED", "STOPPED"}, set()),
+        ("网商贷今天突然用不了了", {"OTHER_STOPPED"}, {"STOPPED"}),
+        ("开了网商贷以后借呗就没了", {"WANGSHANGDAI", "STOPPED"}, {"OTHER_STOPPED"}),
         # the user as subject of a state (我借不了, 我用不了借呗) reports the stop
         ("我借不了了", {"STOPPED"}, {"SELF_CLOSE"}),
         ("借呗我用不了了", {"STOPPED"}, {"SELF_CLOSE"}),
