@@ -205,6 +205,8 @@ def test_normalise(pipeline, raw, expected):
         ("借呗的钱交了房子的定金", {"HOUSE"}, set()),
         ("借呗的钱拿去存定期赚差价", {"INVEST"}, set()),
         ("借呗借的钱帮老公还了赌债", {"MISUSE"}, set()),
+        ("借呗的钱我存进了余额宝赚收益", {"INVEST"}, set()),
+        ("借呗收利息吗", {"INTEREST"}, {"MISUSE"}),
         # the product right after an overdue is its object: 忘还花呗
         ("上个月忘还花呗，借呗就没了", {"OTHER_OVERDUE", "HUABEI"}, {"OVERDUE"}),
         ("借呗没还花呗也被关了", {"OVERDUE"}, {"OTHER_OVERDUE"}),
