@@ -126,6 +126,9 @@ def test_normalise(pipeline, raw, expected):
         ("借呗被平台停用，咋回事", {"STOPPED"}, {"SELF_CLOSE"}),
         ("借呗页面一直是关闭状态", {"STOPPED"}, set()),
         ("借呗被限制借款了", {"STOPPED"}, {"RISK"}),
+        ("借呗借款申请又被驳回了", {"STOPPED"}, set()),
+        ("借呗现在放不了款", {"STOPPED"}, set()),
+        ("my jiebei is gone", {"JIEBEI", "STOPPED"}, set()),
         # closed by the user: by mistake, or 我把 ... 停用了
         ("借呗被我不小心关闭了", {"SELF_CLOSE"}, {"STOPPED"}),
         ("我把借呗停用了，想重新打开", {"SELF_CLOSE"}, {"STOPPED"}),
