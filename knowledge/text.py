@@ -254,9 +254,8 @@ class TextPipeline:
                 negated_run = False
                 clause = _Clause(start=len(out))
                 continue
-            clause.hear(word, before, earlier, words[at + 1 : at + 2])
-            # the user right before (我关了), or before an adverb (我已经关了)
-            by_me = before in SELF_WORDS or (before in ADVERBS and earlier in SELF_WORDS)
+            if word in CLAUSE_WORDS:
+                clause.hear(word, before, earlier, words[at + 1 : at + 2])
             if word in CANT_CLOSE:
                 cant_close = True  # 为什么关不了: the user tries to close it
             if clause.last_product is None and word in LOAN_WORDS:
@@ -268,7 +267,7 @@ class TextPipeline:
                 negated_run = False
                 continue
             concept = self._surface.get(word)
-            if concept is None and word in BARE_STOPS and by_me:
+            if concept is None and word in BARE_STOPS and _by_me(before, earlier):
                 concept = "SELF_CLOSE"  # 我关闭借呗后…, 我已经停用了: the user did it
             if (
                 concept is None
@@ -307,7 +306,7 @@ class TextPipeline:
                     clause.last_product = last_named = concept
                 elif concept in STOP_OWNERS:
                     clause.last_product = concept  # 网商贷用不了了: its own stop
-                if concept == "STOPPED" and _users_doing(word, before, earlier, by_me, out, clause):
+                if concept == "STOPPED" and _users_doing(word, before, earlier, out, clause):
                     concept = "SELF_CLOSE"
                 elif concept == "OVERDUE" and before in ABLE_WORDS:
                     concept = "REPAY"  # 可以延期还款吗, 能晚还几天吗: asking how to repay
@@ -396,24 +395,11 @@ BY_ONESELF = frozenset({"自己关了", "自己关闭了", "自己就关了", "�
 ADVERBS = frozenset({"已经", "刚", "刚刚", "早就", "之前", "以前", "前几天", "昨天", "自己"})
 # Someone of the user's who may have closed it for them (老婆把我借呗关了).
 FAMILY = frozenset(
-    {
-        "家人",
-        "家里人",
-        "老婆",
-        "老公",
-        "媳妇",
-        "我妈",
-        "我爸",
-        "爸妈",
-        "孩子",
-        "儿子",
-        "女儿",
-        "男朋友",
-        "女朋友",
-        "对象",
-        "爱人",
-    }
+    {"家人", "家里人", "老婆", "老公", "媳妇", "我妈", "我爸", "爸妈", "孩子", "儿子", "女儿"}
+    | {"男朋友", "女朋友", "对象", "爱人"}
 )
+# The words a clause's state listens for (_Clause.hear): any other word leaves it as it was.
+CLAUSE_WORDS = BOTH_WORDS | DISPOSAL_WORDS | FAMILY | {"被"}
 AGENT_MARKS = frozenset({"被", "让", "叫"})  # not 给: 给儿子付首付 is for him
 # By mistake (不小心关了, 误把借呗关了): only the user closes a thing by accident.
 ACCIDENT_WORDS = frozenset({"不小心", "一不小心", "误", "手滑", "点错", "误操作"})
@@ -452,9 +438,7 @@ class _Clause:
             self.family = True  # the one who did it, not whose 借呗 it is (老公借呗突然关了)
 
 
-def _users_doing(
-    word: str, before: str, earlier: str, by_me: bool, out: list[str], clause: _Clause
-) -> bool:
+def _users_doing(word: str, before: str, earlier: str, out: list[str], clause: _Clause) -> bool:
     """True when a stop word is the user's own doing or wish, not the provider's: wanted
     (想把借呗关了), done (我关了, 我取消了, 我已经关闭了, 我把借呗停用了), by mistake
     (不小心关了), by someone of the user's (老婆把我借呗关了), by oneself before 借呗 is
@@ -467,10 +451,15 @@ def _users_doing(
         or (clause.self_disposal and not word.startswith("被"))
         or (act and (before in ACCIDENT_WORDS or clause.family))
         or (((before == "自己" and act) or word in BY_ONESELF) and not_yet_named)
-        or (by_me and act and earlier not in BY_OTHERS)
+        or (act and _by_me(before, earlier) and earlier not in BY_OTHERS)
         or (word in VOLUNTARY_STOPS and before in HOW_WORDS and not_yet_named)
         or (word in VOLUNTARY_STOPS and before in ABLE_WORDS)
     )
+
+
+def _by_me(before: str, earlier: str) -> bool:
+    """The user right before (我关了), or before an adverb (我已经关了)."""
+    return before in SELF_WORDS or (before in ADVERBS and earlier in SELF_WORDS)
 
 
 def _claim_overdue(out: list[str], clause: _Clause, before: str, after: list[str]) -> None:
