@@ -158,11 +158,18 @@ MODEL_EVIDENCE = 0.6
 # says 借呗 stopped and reached the overview is answered with the cause the model believes in
 # at least STORY_BELIEF, if that cause's score is within STORY_REACH of the overview's: a
 # story tells its cause in its own words, which keywords miss and the model's characters
-# catch. Short messages never qualify (the model reads 暂时无法借款 as maintenance).
+# catch. Short messages never qualify (the model reads 暂时无法借款 as maintenance). A story
+# that nothing answered (no stop word of ours, no keyword) gets the cause the model believes
+# in as firmly, when that cause is the best candidate.
 STORY_TOKENS = 8
 STORY_BELIEF = 0.9
 STORY_REACH = 10.0
 STORY_IGNORES = frozenset({"JIEBEI", "STOPPED", "WHY", "HOWTO"})
+
+
+def _is_story(tokens: Sequence[str]) -> bool:
+    """At least STORY_TOKENS tokens besides 借呗, the stop and the question words."""
+    return sum(t not in STORY_IGNORES for t in tokens) >= STORY_TOKENS
 
 
 class _Memo(FeatureMemo):
@@ -838,6 +845,14 @@ class Matcher:
                 candidates.append(Candidate(intent, 0.0, "overview"))
         if self._overview is not None and intent == self._slugs[self._overview] and said_stopped:
             intent = self._story_cause(tokens, top, belief) or intent
+        elif (
+            intent is None  # ... and a story nothing answered, whose best candidate is that cause
+            and top
+            and self._slug_kind[top[0][0]][1] == "cause"
+            and belief[0] >= STORY_BELIEF
+            and _is_story(tokens)
+        ):
+            intent = self._slug_kind[top[0][0]][0]
         if intent is not None and candidates[0].slug != intent:
             rank = next(r for r, c in enumerate(candidates) if c.slug == intent)
             candidates.insert(0, candidates.pop(rank))
@@ -858,7 +873,7 @@ class Matcher:
         self, tokens: Sequence[str], top: list[tuple[int, float]], belief: list[float]
     ) -> str | None:
         """The cause a long story is about, where the overview won (see STORY_TOKENS)."""
-        if sum(t not in STORY_IGNORES for t in tokens) < STORY_TOKENS:
+        if not _is_story(tokens):
             return None
         overview = dict(top).get(self._overview)
         if overview is None:

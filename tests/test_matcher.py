@@ -611,6 +611,15 @@ def test_a_long_story_gets_the_cause_the_model_reads_in_it(matcher, monkeypatch)
     assert matcher.match(STORY).intent == "overview"
 
 
+def test_a_story_nothing_answered_gets_the_cause_the_model_reads_in_it(matcher, monkeypatch):
+    """No stop word of ours (不理我了) and no keyword: nothing clears a bar, and the story is
+    long enough for the model's firm reading to count."""
+    story = "市面上能借的地方我都借了个遍，七七八八加起来好几十万，现在借呗也不理人了"
+    assert matcher.match(story).intent == "high_debt"
+    monkeypatch.setattr(matcher_module, "STORY_TOKENS", 10**6)
+    assert matcher.match(story).intent is None
+
+
 @pytest.mark.parametrize("text", ["借呗今天借不了钱", "借呗暂时无法借款"])
 def test_a_short_stop_keeps_the_overview(matcher, text):
     """Too few words for the model's reading to outweigh the overview (it reads 今天借不了
