@@ -210,6 +210,11 @@ def test_normalise(pipeline, raw, expected):
         ("借呗借的钱帮老公还了赌债", {"MISUSE"}, set()),
         ("借呗的钱我存进了余额宝赚收益", {"INVEST"}, set()),
         ("借呗收利息吗", {"INTEREST"}, {"MISUSE"}),
+        ("借呗开了好几年，就是从来不借，现在没了", {"UNUSED", "STOPPED"}, set()),
+        ("别家贷款拖了两个月，借呗也停了", {"BANK_LOAN", "OTHER_OVERDUE"}, {"OVERDUE"}),
+        ("朋友在他的收款码上刷我的花呗，再把现金给我", {"CASHOUT"}, set()),
+        ("短信说借呗冻结了，要转账解冻", {"SCAM"}, set()),
+        ("每个月要还的钱比工资还多", {"DEBT"}, set()),
         # the product right after an overdue is its object: 忘还花呗
         ("上个月忘还花呗，借呗就没了", {"OTHER_OVERDUE", "HUABEI"}, {"OVERDUE"}),
         ("借呗没还花呗也被关了", {"OVERDUE"}, {"OTHER_OVERDUE"}),
