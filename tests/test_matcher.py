@@ -214,6 +214,7 @@ def test_normalise(pipeline, raw, expected):
         ("别家贷款拖了两个月，借呗也停了", {"BANK_LOAN", "OTHER_OVERDUE"}, {"OVERDUE"}),
         ("朋友在他的收款码上刷我的花呗，再把现金给我", {"CASHOUT"}, set()),
         ("短信说借呗冻结了，要转账解冻", {"SCAM"}, set()),
+        ("电话里说我征信有问题，要我转钱过去处理", {"SCAM"}, set()),
         ("每个月要还的钱比工资还多", {"DEBT"}, set()),
         # the product right after an overdue is its object: 忘还花呗
         ("上个月忘还花呗，借呗就没了", {"OTHER_OVERDUE", "HUABEI"}, {"OVERDUE"}),
