@@ -39,8 +39,9 @@ How a score is made, in order:
    own keywords and the message asks about money owed, fees or a scam (``FLOOR_YIELDS_TO``:
    借呗没了钱怎么还 is a repayment question that mentions the stop). A long story that says
    借呗 stopped and reached the overview gets the cause the model firmly believes in, when
-   that cause's score is near (``STORY_TOKENS``, ``_story_cause``): stories tell the cause
-   in words no keyword has. When the best two causes are
+   that cause's score is near (``STORY_TOKENS``, ``_story_cause``), and so does a long story
+   nothing answered if that cause is its best candidate: stories tell the cause in words no
+   keyword has. When the best two causes are
    within ``margin`` the match is *ambiguous*: the bot asks which one. Every number of the
    decision is a constant below. Each rule was measured by cross-validation and on the sealed
    sets with it switched off (README, "Rules measured"); two that did not pay (an overview
