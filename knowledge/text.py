@@ -245,6 +245,7 @@ class TextPipeline:
         cant_close = False  # 关不了, 关不掉: the user tried to close it
         bare_stop: int | None = None  # where a bare 关闭 after 借呗 became STOPPED
         operate = False  # ... and the message then asks how to do it (借呗关闭怎么操作)
+        used_stops: set[int] = set()  # where a stop said 不能用 / 用不了
         words = list(words)
         for at, word in enumerate(words):
             earlier, before, prev = (before if prev else ""), prev, word
@@ -323,6 +324,8 @@ class TextPipeline:
                     # product's overdue, not 借呗's own.
                     concept = "OTHER_OVERDUE"
                 wished = wished or concept == "WANT" or "想" in word
+                if concept == "STOPPED" and "用" in word:
+                    used_stops.add(len(out))  # 不能用 / 用不了: maybe with what (see below)
                 out.append(concept)
                 continue
             negated_run = False
@@ -340,6 +343,16 @@ class TextPipeline:
         close()
         if bare_stop is not None and operate and out[bare_stop] == "STOPPED":
             out[bare_stop] = "SELF_CLOSE"  # 借呗关闭怎么操作: how to close it oneself
+        for at in range(len(out) - 2):
+            # 不能用信用卡还款吗, 用不了余额宝还: which means of repaying, not a stop (nor the
+            # card's debt)
+            if (
+                out[at] == "STOPPED"
+                and at in used_stops
+                and (out[at + 1] in MEANS_TOKENS or out[at + 1] in HOLDERS)
+                and out[at + 2] in REPAY_WORDS
+            ):
+                out[at] = "REPAY"
         if "WHY" in out and not wished and not cant_close:
             # 为什么要关闭我的借呗, 凭什么取消我借呗: asking why it was closed is a complaint
             # about the provider's doing, not a wish to close it oneself.
@@ -359,6 +372,9 @@ HOLDERS = frozenset(
     {"银行卡", "储蓄卡", "借记卡", "工资卡", "还款卡", "收款卡", "余额宝", "零钱", "卡"}
 )
 STOP_OWNERS = OTHER_PRODUCTS | {"HOLDER", "WANGSHANGDAI"}
+# 不能用 one of these + 还: asking what one can repay with (a card, 花呗, 余额宝).
+MEANS_TOKENS = frozenset({"CREDIT_CARD", "HUABEI"})
+REPAY_WORDS = frozenset({"还", "REPAY", "PREPAY"})
 # Negators that say cannot, not did not: their rewrite (没 + 还款 -> OVERDUE) does not apply.
 MODAL_NEGATORS = frozenset({"不能", "无法", "没法", "不可以", "不让", "不给"})
 # Loans named in passing that are not 借呗 (concepts of their own or none): they own an overdue.

@@ -59,6 +59,7 @@ def kind_of(matcher: Matcher, slug: str | None) -> str | None:
         ("借被逾七了", "借呗逾期了"),
         ("显示系统维户中", "显示系统维护中"),
         ("借呗在生级吗", "借呗在升级吗"),
+        ("jie bei bu neng yong le zen me ban", "借呗 不能用 le 怎么办"),
         ("额度被收会了", "额度被收回了"),
         ("借呗怎么被管了", "借呗怎么被关了"),
     ],
@@ -215,6 +216,13 @@ def test_normalise(pipeline, raw, expected):
         ("朋友在他的收款码上刷我的花呗，再把现金给我", {"CASHOUT"}, set()),
         ("短信说借呗冻结了，要转账解冻", {"SCAM"}, set()),
         ("电话里说我征信有问题，要我转钱过去处理", {"SCAM"}, set()),
+        # what one can repay with, asked as 不能用 X 还: a repaying question
+        ("借呗不能用信用卡还款吗", {"REPAY", "CREDIT_CARD"}, {"STOPPED"}),
+        ("为啥借呗用不了余额宝还", {"REPAY"}, {"STOPPED"}),
+        ("借呗不能用了，信用卡还能用吗", {"STOPPED"}, set()),
+        ("请问借呗无故关闭怎么处理", {"STOPPED", "SUDDEN"}, set()),
+        ("借呗显示暂时无法为您提供服务", {"STOPPED"}, set()),
+        ("支付宝里那个几百块的应急的钱晚还了", {"HUABEI", "OTHER_OVERDUE"}, {"OVERDUE"}),
         ("每个月要还的钱比工资还多", {"DEBT"}, set()),
         # the product right after an overdue is its object: 忘还花呗
         ("上个月忘还花呗，借呗就没了", {"OTHER_OVERDUE", "HUABEI"}, {"OVERDUE"}),
@@ -620,7 +628,7 @@ def test_a_long_story_gets_the_cause_the_model_reads_in_it(matcher, monkeypatch)
 def test_a_story_nothing_answered_gets_the_cause_the_model_reads_in_it(matcher, monkeypatch):
     """No stop word of ours (不理我了) and no keyword: nothing clears a bar, and the story is
     long enough for the model's firm reading to count."""
-    story = "市面上能借的地方我都借了个遍，七七八八加起来好几十万，现在借呗也不理人了"
+    story = "身边人都喊我贷款王，能借的平台都借过，现在借呗也不理我了"
     assert matcher.match(story).intent == "high_debt"
     monkeypatch.setattr(matcher_module, "STORY_TOKENS", 10**6)
     assert matcher.match(story).intent is None
