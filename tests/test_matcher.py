@@ -299,6 +299,24 @@ def test_lexicon_is_consistent(pipeline):
     assert not changed, changed
 
 
+class _NoDuplicateKeys(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys without a word; this loader refuses them."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        twice = {k for k in keys if keys.count(k) > 1}
+        assert not twice, f"keys given twice at line {node.start_mark.line + 1}: {twice}"
+        return super().construct_mapping(node, deep=deep)
+
+
+@pytest.mark.parametrize(
+    "name", ["lexicon.yaml", "entries.yaml", "diagnosis.yaml", "followups.yaml"]
+)
+def test_data_files_give_no_key_twice(name):
+    text = (Path(__file__).parents[1] / "knowledge/data" / name).read_text("utf-8")
+    assert yaml.load(text, Loader=_NoDuplicateKeys)  # a SafeLoader: builds plain data only
+
+
 # -- matching: a table of our own phrasings -------------------------------------------------
 
 CASES = [
