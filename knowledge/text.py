@@ -246,6 +246,7 @@ class TextPipeline:
         bare_stop: int | None = None  # where a bare 关闭 after 借呗 became STOPPED
         operate = False  # ... and the message then asks how to do it (借呗关闭怎么操作)
         used_stops: set[int] = set()  # where a stop said 不能用 / 用不了
+        after_stops: set[int] = set()  # where a stop word said after it (关闭后)
         words = list(words)
         for at, word in enumerate(words):
             earlier, before, prev = (before if prev else ""), prev, word
@@ -324,6 +325,8 @@ class TextPipeline:
                     # product's overdue, not 借呗's own.
                     concept = "OTHER_OVERDUE"
                 wished = wished or concept == "WANT" or "想" in word
+                if concept == "STOPPED" and word.endswith(("后", "以后", "之后")):
+                    after_stops.add(len(out))
                 if concept == "STOPPED" and "用" in word:
                     used_stops.add(len(out))  # 不能用 / 用不了: maybe with what (see below)
                 out.append(concept)
@@ -353,6 +356,15 @@ class TextPipeline:
                 and out[at + 2] in REPAY_WORDS
             ):
                 out[at] = "REPAY"
+        if "STOPPED" in out:
+            # 借呗关了的话花呗还能用吗, 借呗停了之后芝麻分会不会降: what a stop does to
+            # something else is asked, not why 借呗 stopped (关闭后怎么重新开通 still is)
+            at = out.index("STOPPED")
+            rest = out[at + 1 :]
+            if (at in after_stops or (rest[:1] and rest[0] in AFTER_WORDS)) and any(
+                t in AFFECTED or "芝麻" in t for t in rest
+            ):
+                out[at] = "AFTER_STOP"
         if "WHY" in out and not wished and not cant_close:
             # 为什么要关闭我的借呗, 凭什么取消我借呗: asking why it was closed is a complaint
             # about the provider's doing, not a wish to close it oneself.
@@ -372,6 +384,9 @@ HOLDERS = frozenset(
     {"银行卡", "储蓄卡", "借记卡", "工资卡", "还款卡", "收款卡", "余额宝", "零钱", "卡"}
 )
 STOP_OWNERS = OTHER_PRODUCTS | {"HOLDER", "WANGSHANGDAI"}
+# After a stop (关了之后, 关了的话), one of these asked about: the stop's consequences.
+AFTER_WORDS = frozenset({"之后", "以后", "后", "的话"})
+AFFECTED = frozenset({"HUABEI", "CREDIT", "CREDIT_CARD", "OVERDUE"})
 # 不能用 one of these + 还: asking what one can repay with (a card, 花呗, 余额宝).
 MEANS_TOKENS = frozenset({"CREDIT_CARD", "HUABEI"})
 REPAY_WORDS = frozenset({"还", "REPAY", "PREPAY"})

@@ -222,6 +222,10 @@ def test_normalise(pipeline, raw, expected):
         ("借呗不能用了，信用卡还能用吗", {"STOPPED"}, set()),
         ("请问借呗无故关闭怎么处理", {"STOPPED", "SUDDEN"}, set()),
         ("借呗显示暂时无法为您提供服务", {"STOPPED"}, set()),
+        # what a stop does to something else, asked: no stop question
+        ("借呗要是关了的话，信用卡还能用吗", {"AFTER_STOP"}, {"STOPPED"}),
+        ("借呗停用之后芝麻分会受影响吗", {"AFTER_STOP"}, {"STOPPED"}),
+        ("借呗关闭后怎么重新开通", {"STOPPED"}, {"AFTER_STOP"}),
         ("支付宝里那个几百块的应急的钱晚还了", {"HUABEI", "OTHER_OVERDUE"}, {"OVERDUE"}),
         ("每个月要还的钱比工资还多", {"DEBT"}, set()),
         # the product right after an overdue is its object: 忘还花呗
@@ -342,6 +346,8 @@ CASES = [
 ]
 
 NEAR_MISSES = [
+    "借呗停用之后芝麻分会受影响吗",
+    "借呗关掉以后花呗会不会也没了",
     "我想把借呗关掉，怎么操作",
     "借呗的利息是怎么算的",
     "借呗每个月几号还款",
