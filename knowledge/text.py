@@ -346,13 +346,14 @@ class TextPipeline:
         close()
         if bare_stop is not None and operate and out[bare_stop] == "STOPPED":
             out[bare_stop] = "SELF_CLOSE"  # 借呗关闭怎么操作: how to close it oneself
-        for at in range(len(out) - 2):
+        for at in used_stops:
             # 不能用信用卡还款吗, 用不了余额宝还: which means of repaying, not a stop (nor the
             # card's debt)
             if (
                 out[at] == "STOPPED"
-                and at in used_stops
+                and out[at + 1 : at + 2]
                 and (out[at + 1] in MEANS_TOKENS or out[at + 1] in HOLDERS)
+                and out[at + 2 : at + 3]
                 and out[at + 2] in REPAY_WORDS
             ):
                 out[at] = "REPAY"
@@ -360,10 +361,8 @@ class TextPipeline:
             # 借呗关了的话花呗还能用吗, 借呗停了之后芝麻分会不会降: what a stop does to
             # something else is asked, not why 借呗 stopped (关闭后怎么重新开通 still is)
             at = out.index("STOPPED")
-            rest = out[at + 1 :]
-            if (at in after_stops or (rest[:1] and rest[0] in AFTER_WORDS)) and any(
-                t in AFFECTED or "芝麻" in t for t in rest
-            ):
+            after = at in after_stops or (at + 1 < len(out) and out[at + 1] in AFTER_WORDS)
+            if after and any(t in AFFECTED or "芝麻" in t for t in out[at + 1 :]):
                 out[at] = "AFTER_STOP"
         if "WHY" in out and not wished and not cant_close:
             # 为什么要关闭我的借呗, 凭什么取消我借呗: asking why it was closed is a complaint
