@@ -152,6 +152,8 @@ def test_normalise(pipeline, raw, expected):
         ("借呗的钱给儿子付了首付，借呗就关了", {"STOPPED"}, {"SELF_CLOSE"}),
         ("借呗关闭是我本人操作的", {"SELF_CLOSE"}, set()),
         ("借呗退订了还能开吗", {"SELF_CLOSE"}, set()),
+        ("借呗停用了，能彻底关掉吗", {"SELF_CLOSE"}, set()),
+        ("借呗被关闭了，怎么解绑银行卡", {"STOPPED", "REPAY"}, set()),
         # how to stop it, 借呗 the object: the user's own wish
         ("手机被偷了，怎么冻结借呗", {"SELF_CLOSE"}, {"STOPPED"}),
         # a loan's purpose asked about, a card unbound, the lender's name: no cause's words
