@@ -326,12 +326,13 @@ class Matcher:
                 mine.append(i)
         # Where examples of several entries make the same tokens (信用卡逾期借呗关闭 and an
         # admin's 信用卡逾期一天借呗就关了), the example written exactly like the message
-        # decides: its text -> its entries, kept for those token sequences only.
+        # decides: its normalised text -> its entries, kept for those token sequences only.
+        # (A message's words joined are its normalised text: segmenting only cuts it.)
         self._exact_text: dict[tuple[int, ...], dict[str, list[int]]] = {}
         for tokens, i, phrase in zip(token_lists, owner, phrases, strict=True):
             key = tuple(tokens)
             if len(self._exact[key]) > 1:
-                text = "".join(self.pipeline.segment(self.pipeline.normalise(phrase)))
+                text = self.pipeline.normalise(phrase)
                 mine = self._exact_text.setdefault(key, {}).setdefault(text, [])
                 if i not in mine:
                     mine.append(i)
