@@ -303,8 +303,31 @@ class TextPipeline:
                     named = len(out) > clause.start
                     if named and out[-1] in PRODUCTS:
                         clause.both = True  # 借呗花呗被冻结, 借呗和花呗不见了: both's stop
-                    if concept == "JIEBEI" and named and out[-1] == "OTHER_STOPPED":
-                        out[-1] = "STOPPED"  # 用不了借呗: 借呗 is the object
+                    else:
+                        # named alone again (借呗花呗都还了，为什么花呗用不了): its own stop
+                        clause.both = False
+                    if (
+                        concept == "JIEBEI"
+                        and named
+                        and out[-1] == "OTHER_STOPPED"
+                        and out[-2:-1] != [clause.last_product]
+                        and before not in SENTENCE_ENDS
+                    ):
+                        # 用不了借呗: 借呗 is the object (not in 花呗不能用了借呗还能借吗, where
+                        # the stop has its subject right before it, nor after 付款失败了: a
+                        # stop said to its end)
+                        out[-1] = "STOPPED"
+                    elif (
+                        concept != "JIEBEI"
+                        and named
+                        and out[-1] == "STOPPED"
+                        and (
+                            before in MINE
+                            or (before == "的" and earlier in MINE)
+                            or word.startswith("我")
+                        )
+                    ):
+                        out[-1] = "OTHER_STOPPED"  # 关了我的花呗, 停我花呗: its object
                     clause.last_product = last_named = concept
                 elif concept in STOP_OWNERS:
                     clause.last_product = concept  # 网商贷用不了了: its own stop
@@ -383,6 +406,10 @@ HOLDERS = frozenset(
     {"银行卡", "储蓄卡", "借记卡", "工资卡", "还款卡", "收款卡", "余额宝", "零钱", "卡"}
 )
 STOP_OWNERS = OTHER_PRODUCTS | {"HOLDER", "WANGSHANGDAI"}
+# Said right after a stop word, these end it: what follows is no object of it (失败了 借呗…).
+SENTENCE_ENDS = frozenset({"了", "啦", "呢", "吧", "啊"})
+# Whose product is the object of a stop word (关了我的花呗): the user's.
+MINE = frozenset({"我", "我的"})
 # After a stop (关了之后, 关了的话), one of these asked about: the stop's consequences.
 AFTER_WORDS = frozenset({"之后", "以后", "后", "的话"})
 AFFECTED = frozenset({"HUABEI", "CREDIT", "CREDIT_CARD", "OVERDUE"})

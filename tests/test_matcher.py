@@ -166,6 +166,16 @@ def test_normalise(pipeline, raw, expected):
         ("银行卡被冻结了，借呗也用不了", {"OTHER_STOPPED", "STOPPED"}, set()),
         ("网商贷今天突然用不了了", {"OTHER_STOPPED"}, {"STOPPED"}),
         ("开了网商贷以后借呗就没了", {"WANGSHANGDAI", "STOPPED"}, {"OTHER_STOPPED"}),
+        # a stop with its subject right before it, 借呗 after: 借呗 starts a new subject
+        ("花呗冻住了借呗还可以借不", {"OTHER_STOPPED"}, {"STOPPED"}),
+        ("花呗今天付款失败了借呗倒还能用", {"OTHER_STOPPED"}, {"STOPPED"}),
+        # the user's product as the stop's object (停了我的花呗, 关我花呗)
+        ("借呗从没欠过钱，凭什么停了我的花呗", {"OTHER_STOPPED"}, {"STOPPED"}),
+        ("借呗一直按时还，怎么冻结了我花呗", {"OTHER_STOPPED"}, {"STOPPED"}),
+        # both named, then one alone again: the stop is that one's
+        ("借呗花呗都按期还上了，可是花呗付不了款", {"OTHER_STOPPED"}, {"STOPPED"}),
+        ("花呗和借呗都没逾期，花呗为什么被停了", {"OTHER_STOPPED"}, {"STOPPED"}),
+        ("花呗借呗都被冻结了", {"STOPPED"}, {"OTHER_STOPPED"}),
         # the user as subject of a state (我借不了, 我用不了借呗) reports the stop
         ("我借不了了", {"STOPPED"}, {"SELF_CLOSE"}),
         ("借呗我用不了了", {"STOPPED"}, {"SELF_CLOSE"}),
