@@ -290,6 +290,8 @@ class TextPipeline:
             if concept is not None:
                 if pending is not None and concept not in self._never_negated:
                     concept = self._negate(concept, rewrite, pending)
+                    if concept == "UNUSED" and word.startswith("开"):
+                        concept = "OPEN"  # 从来没有开通过: never had it (没借过: unused)
                     # 没用公共wifi: the negation covers the concepts right after, too.
                     pending, left = None, 0
                     negated_run = True

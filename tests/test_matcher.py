@@ -74,6 +74,9 @@ def test_normalise(pipeline, raw, expected):
         ("我从来没逾期过借呗也被关了", {"NOT_OVERDUE", "STOPPED"}, {"OVERDUE"}),
         ("没用公共wifi", {"NOT_UNSAFE", "NOT_NETWORK"}, {"UNSAFE", "NETWORK"}),
         ("借呗开通两年了一直没用", {"UNUSED"}, set()),
+        # never opened is never having had it; never borrowed is unused
+        ("我压根没有开通过借呗", {"OPEN"}, {"UNUSED"}),
+        ("借呗开通三年了从来没借过", {"UNUSED"}, {"OPEN"}),
         ("花呗晚还了三天，借呗没了", {"HUABEI", "OTHER_OVERDUE", "JIEBEI", "STOPPED"}, {"OVERDUE"}),
         ("我想把借呗关了", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗被关了", {"JIEBEI", "STOPPED"}, {"SELF_CLOSE"}),
