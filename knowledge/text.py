@@ -349,6 +349,15 @@ class TextPipeline:
                     # 花呗晚还了, 信用卡逾期 (in this clause or an earlier one): another
                     # product's overdue, not 借呗's own.
                     concept = "OTHER_OVERDUE"
+                if (
+                    concept == "AFFECT"
+                    and word in RELATION_WORDS
+                    and sum(t in NAMED_PRODUCTS for t in out[clause.start :]) >= 2
+                    and all(
+                        t in NAMED_PRODUCTS or t in RELATION_FILLERS for t in out[clause.start :]
+                    )
+                ):
+                    concept = "COMPARE"  # 网商贷和借呗有关联吗: how the products relate
                 wished = wished or concept == "WANT" or "想" in word
                 if concept == "STOPPED" and word.endswith(("后", "以后", "之后")):
                     after_stops.add(len(out))
@@ -408,6 +417,25 @@ HOLDERS = frozenset(
     {"银行卡", "储蓄卡", "借记卡", "工资卡", "还款卡", "收款卡", "余额宝", "零钱", "卡"}
 )
 STOP_OWNERS = OTHER_PRODUCTS | {"HOLDER", "WANGSHANGDAI"}
+# Two products and nothing else, then one of these (网商贷和借呗有关联吗, 借呗跟花呗相关吗):
+# how the products relate, not what one did to the other (花呗逾期跟借呗有关系吗).
+NAMED_PRODUCTS = PRODUCTS | {"WANGSHANGDAI", "CREDITLOAN", "ALIPAY"}
+RELATION_WORDS = frozenset(
+    {
+        "关联",
+        "有关联",
+        "挂钩",
+        "有关系",
+        "有关系吗",
+        "有没有关系",
+        "相关",
+        "有关",
+        "关系",
+        "有联系",
+        "有没有联系",
+    }
+)
+RELATION_FILLERS = frozenset({"有", "之间", "到底", "是否", "是不是"})
 # Said right after a stop word, these end it: what follows is no object of it (失败了 借呗…).
 SENTENCE_ENDS = frozenset({"了", "啦", "呢", "吧", "啊"})
 # Whose product is the object of a stop word (关了我的花呗): the user's.

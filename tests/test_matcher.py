@@ -74,6 +74,9 @@ def test_normalise(pipeline, raw, expected):
         ("我从来没逾期过借呗也被关了", {"NOT_OVERDUE", "STOPPED"}, {"OVERDUE"}),
         ("没用公共wifi", {"NOT_UNSAFE", "NOT_NETWORK"}, {"UNSAFE", "NETWORK"}),
         ("借呗开通两年了一直没用", {"UNUSED"}, set()),
+        # two products and a relation word: how they relate, not what one did to the other
+        ("借呗跟网商贷到底有关联吗", {"COMPARE"}, {"AFFECT"}),
+        ("花呗逾期跟借呗有关系吗", {"AFFECT"}, {"COMPARE"}),
         # never opened is never having had it; never borrowed is unused
         ("我压根没有开通过借呗", {"OPEN"}, {"UNUSED"}),
         ("借呗开通三年了从来没借过", {"UNUSED"}, {"OPEN"}),
@@ -370,6 +373,10 @@ NEAR_MISSES = [
     "借呗跟花呗是一回事吗，有啥不同",
     "我从来没有借呗，怎么开通",
     "我的花呗被冻结了，借呗倒还能用",
+    "网商贷跟借呗之间有关联吗",
+    "借呗花呗都按期还上了，可是花呗付不了款",
+    "借呗从没欠过钱，凭什么停了我的花呗",
+    "我压根没有开通过借呗，为什么",
 ]
 
 OFF_TOPIC = ["明天天气如何", "推荐一部电影", "", "   ", "😀😀😀", "\x00\x01\x02"]
