@@ -271,6 +271,8 @@ class TextPipeline:
             concept = self._surface.get(word)
             if concept is None and word in BARE_STOPS and _by_me(before, earlier):
                 concept = "SELF_CLOSE"  # 我关闭借呗后…, 我已经停用了: the user did it
+            if concept is None and _voluntary(word) and before in ABLE_WORDS:
+                concept = "SELF_CLOSE"  # 借呗能关掉么, 能停用吗: whether one can close it
             if (
                 concept is None
                 and word in BARE_STOPS
@@ -459,10 +461,26 @@ DISPOSAL_WORDS = frozenset({"把", "将"})
 CANT_CLOSE = frozenset({"关不了", "关不掉", "关闭不了", "注销不了", "关不上"})
 # Asked whether one can (借呗能冻结吗), a voluntary stop verb is the user's own closing; 怎么
 # is left out (借呗怎么冻结了 asks why).
-ABLE_WORDS = frozenset({"能", "可以", "能不能", "可不可以", "能否", "如何", "怎样", "申请", "帮我"})
+ABLE_WORDS = frozenset(
+    {
+        "能",
+        "可以",
+        "能不能",
+        "可不可以",
+        "能否",
+        "如何",
+        "怎样",
+        "申请",
+        "帮我",
+        "怎样才能",
+        "怎么才能",
+        "如何才能",
+    }
+)
 VOLUNTARY_STOPS = frozenset(
     {"停掉", "暂停", "冻结", "禁用", "停止使用", "关闭", "关掉", "停用", "停止", "关停", "注销"}
 )
+VOLUNTARY_STEMS = ("暂停", "停用", "关闭", "关掉", "冻结", "注销", "销户", "停掉", "禁用")
 # How to stop it, 借呗 named after (怎么冻结借呗): the user's own; 借呗怎么冻结了 asks why.
 HOW_WORDS = frozenset({"怎么", "如何", "怎样", "咋", "怎么样"})
 # ... unless the message then asks how to do it (借呗关闭怎么操作): the user's own closing.
@@ -539,8 +557,18 @@ def _users_doing(word: str, before: str, earlier: str, out: list[str], clause: _
         or (act and (before in ACCIDENT_WORDS or clause.family))
         or (((before == "自己" and act) or word in BY_ONESELF) and not_yet_named)
         or (act and _by_me(before, earlier) and earlier not in BY_OTHERS)
-        or (word in VOLUNTARY_STOPS and before in HOW_WORDS and not_yet_named)
-        or (word in VOLUNTARY_STOPS and before in ABLE_WORDS)
+        or (_voluntary(word) and before in HOW_WORDS and not_yet_named)
+        or (_voluntary(word) and before in ABLE_WORDS)
+    )
+
+
+def _voluntary(word: str) -> bool:
+    """A stop verb one can do oneself, with what jieba joined to it (暂停使用); not one said
+    done (冻结了: 怎么冻结了 asks why)."""
+    return word in VOLUNTARY_STOPS or (
+        word.startswith(VOLUNTARY_STEMS)
+        and not word.endswith("了")
+        and not any(n in word for n in STATE_MARKS)
     )
 
 

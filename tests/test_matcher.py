@@ -160,6 +160,10 @@ def test_normalise(pipeline, raw, expected):
         ("借呗退订了还能开吗", {"SELF_CLOSE"}, set()),
         ("借呗停用了，能彻底关掉吗", {"SELF_CLOSE"}, set()),
         ("借呗被关闭了，怎么解绑银行卡", {"STOPPED", "REPAY"}, set()),
+        # whether or how one can stop it, whatever jieba joined to the verb
+        ("借呗可以暂停使用吗", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("借呗能关掉么", {"SELF_CLOSE"}, set()),
+        ("借呗怎么才能停用", {"SELF_CLOSE"}, set()),
         # how to stop it, 借呗 the object: the user's own wish
         ("手机被偷了，怎么冻结借呗", {"SELF_CLOSE"}, {"STOPPED"}),
         # a loan's purpose asked about, a card unbound, the lender's name: no cause's words
@@ -377,6 +381,7 @@ NEAR_MISSES = [
     "借呗花呗都按期还上了，可是花呗付不了款",
     "借呗从没欠过钱，凭什么停了我的花呗",
     "我压根没有开通过借呗，为什么",
+    "借呗可以暂停使用吗",
 ]
 
 OFF_TOPIC = ["明天天气如何", "推荐一部电影", "", "   ", "😀😀😀", "\x00\x01\x02"]
