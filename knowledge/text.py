@@ -247,6 +247,7 @@ class TextPipeline:
         operate = False  # ... and the message then asks how to do it (借呗关闭怎么操作)
         used_stops: set[int] = set()  # where a stop said 不能用 / 用不了
         after_stops: set[int] = set()  # where a stop word said after it (关闭后)
+        stop_word_at = -2  # the word that made the last STOPPED
         words = list(words)
         for at, word in enumerate(words):
             earlier, before, prev = (before if prev else ""), prev, word
@@ -307,6 +308,8 @@ class TextPipeline:
                     named = len(out) > clause.start
                     if named and out[-1] in PRODUCTS:
                         clause.both = True  # 借呗花呗被冻结, 借呗和花呗不见了: both's stop
+                        if concept == "JIEBEI" and out[-2:-1] == ["OTHER_STOPPED"]:
+                            out[-2] = "STOPPED"  # 不能用花呗借呗了: both are its objects
                     else:
                         # named alone again (借呗花呗都还了，为什么花呗用不了): its own stop
                         clause.both = False
@@ -329,9 +332,12 @@ class TextPipeline:
                             before in MINE
                             or (before == "的" and earlier in MINE)
                             or word.startswith("我")
+                            or (stop_word_at == at - 1 and out[-2:-1] != ["JIEBEI"])
                         )
                     ):
-                        out[-1] = "OTHER_STOPPED"  # 关了我的花呗, 停我花呗: its object
+                        # 关了我的花呗, 停我花呗, 为什么用不了花呗: its object (not in
+                        # 借呗用不了花呗也用不了, where the stop has 借呗 right before it)
+                        out[-1] = "OTHER_STOPPED"
                     clause.last_product = last_named = concept
                 elif concept in STOP_OWNERS:
                     clause.last_product = concept  # 网商贷用不了了: its own stop
@@ -365,6 +371,8 @@ class TextPipeline:
                     after_stops.add(len(out))
                 if concept == "STOPPED" and "用" in word:
                     used_stops.add(len(out))  # 不能用 / 用不了: maybe with what (see below)
+                if concept == "STOPPED":
+                    stop_word_at = at
                 out.append(concept)
                 continue
             negated_run = False

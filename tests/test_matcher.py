@@ -182,6 +182,12 @@ def test_normalise(pipeline, raw, expected):
         # the user's product as the stop's object (停了我的花呗, 关我花呗)
         ("借呗从没欠过钱，凭什么停了我的花呗", {"OTHER_STOPPED"}, {"STOPPED"}),
         ("借呗一直按时还，怎么冻结了我花呗", {"OTHER_STOPPED"}, {"STOPPED"}),
+        # another product right after the stop word is its object: its stop
+        ("借呗一直正常，可为啥停了花呗", {"OTHER_STOPPED"}, {"STOPPED"}),
+        ("借呗钱都还了还是不能用花呗", {"OTHER_STOPPED"}, {"STOPPED"}),
+        # ... unless 借呗 is named with it, or is the stop's subject
+        ("突然不能用花呗和借呗了", {"STOPPED"}, {"OTHER_STOPPED"}),
+        ("借呗用不了花呗也用不了", {"STOPPED"}, set()),
         # both named, then one alone again: the stop is that one's
         ("借呗花呗都按期还上了，可是花呗付不了款", {"OTHER_STOPPED"}, {"STOPPED"}),
         ("花呗和借呗都没逾期，花呗为什么被停了", {"OTHER_STOPPED"}, {"STOPPED"}),
@@ -382,6 +388,7 @@ NEAR_MISSES = [
     "借呗从没欠过钱，凭什么停了我的花呗",
     "我压根没有开通过借呗，为什么",
     "借呗可以暂停使用吗",
+    "借呗按时还了为什么冻结花呗",
 ]
 
 OFF_TOPIC = ["明天天气如何", "推荐一部电影", "", "   ", "😀😀😀", "\x00\x01\x02"]
