@@ -538,6 +538,9 @@ def test_a_stopped_jiebei_always_gets_at_least_the_overview(matcher, text):
         "额度被收回了，提前把钱还上要手续费吗",
         "有人打电话说我借呗被冻结了，让我先交钱解冻",
         "借呗都停了，是不是以后就不用还了",
+        # the model reads these alike; the repaying redirect leads by the margin
+        "借呗冻结了剩下的是不是要一次还清",
+        "借呗被收回了，欠款得一次性还清吗",
     ],
 )
 def test_a_stop_said_in_passing_leaves_money_owed_questions_their_redirect(matcher, text):
