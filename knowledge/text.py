@@ -272,7 +272,7 @@ class TextPipeline:
             concept = self._surface.get(word)
             if concept is None and word in BARE_STOPS and _by_me(before, earlier):
                 concept = "SELF_CLOSE"  # 我关闭借呗后…, 我已经停用了: the user did it
-            if concept is None and _voluntary(word) and before in ABLE_WORDS:
+            if concept is None and before in ABLE_WORDS and _voluntary(word):
                 concept = "SELF_CLOSE"  # 借呗能关掉么, 能停用吗: whether one can close it
             if (
                 concept is None
@@ -565,8 +565,8 @@ def _users_doing(word: str, before: str, earlier: str, out: list[str], clause: _
         or (act and (before in ACCIDENT_WORDS or clause.family))
         or (((before == "自己" and act) or word in BY_ONESELF) and not_yet_named)
         or (act and _by_me(before, earlier) and earlier not in BY_OTHERS)
-        or (_voluntary(word) and before in HOW_WORDS and not_yet_named)
-        or (_voluntary(word) and before in ABLE_WORDS)
+        or (before in HOW_WORDS and not_yet_named and _voluntary(word))
+        or (before in ABLE_WORDS and _voluntary(word))
     )
 
 
