@@ -341,7 +341,9 @@ class TextPipeline:
                     clause.last_product = last_named = concept
                 elif concept in STOP_OWNERS:
                     clause.last_product = concept  # 网商贷用不了了: its own stop
-                if concept == "STOPPED" and _users_doing(word, before, earlier, out, clause):
+                if concept == "STOPPED" and _thing_of(out, clause.start):
+                    concept = "THING_GONE"  # 借呗积分没有了, 订单取消了: that thing, not 借呗
+                elif concept == "STOPPED" and _users_doing(word, before, earlier, out, clause):
                     concept = "SELF_CLOSE"
                 elif concept == "OVERDUE" and before in ABLE_WORDS:
                     concept = "REPAY"  # 可以延期还款吗, 能晚还几天吗: asking how to repay
@@ -446,6 +448,13 @@ RELATION_WORDS = frozenset(
     }
 )
 RELATION_FILLERS = frozenset({"有", "之间", "到底", "是否", "是不是"})
+# Things of 借呗's that are not its credit line: gone or cancelled, they are (借呗积分没有了,
+# 借呗订单取消了, 借呗授权取消了). Not 短信 / 通知 / 提醒: they report a stop (短信通知借呗关闭了).
+ASIDES = frozenset({"WHY", "HOWTO", "SUDDEN", "怎么", "咋", "又", "已经", "都", "也", "全"})
+THINGS = (
+    *("积分", "记录", "账单", "订单", "合同", "授权", "红包", "券", "优惠", "活动"),
+    *("验证码", "密码", "证明", "权益", "头像"),
+)
 # Said right after a stop word, these end it: what follows is no object of it (失败了 借呗…).
 SENTENCE_ENDS = frozenset({"了", "啦", "呢", "吧", "啊"})
 # Whose product is the object of a stop word (关了我的花呗): the user's.
@@ -578,6 +587,16 @@ def _voluntary(word: str) -> bool:
         and not word.endswith("了")
         and not any(n in word for n in STATE_MARKS)
     )
+
+
+def _thing_of(out: list[str], start: int) -> bool:
+    """True when what a stop word is said of (the last word before it in the clause, past
+    question words) is a thing of 借呗's that is not its credit line (积分, 电子合同)."""
+    for token in reversed(out[start:]):
+        if token in ASIDES:
+            continue
+        return token.endswith(THINGS) and not token.isascii()
+    return False
 
 
 def _by_me(before: str, earlier: str) -> bool:

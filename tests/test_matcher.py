@@ -77,6 +77,10 @@ def test_normalise(pipeline, raw, expected):
         # two products and a relation word: how they relate, not what one did to the other
         ("借呗跟网商贷到底有关联吗", {"COMPARE"}, {"AFFECT"}),
         ("花呗逾期跟借呗有关系吗", {"AFFECT"}, {"COMPARE"}),
+        # a thing of 借呗's that is not its credit line, gone or cancelled: not a stop
+        ("借呗里的积分怎么没有了", {"THING_GONE"}, {"STOPPED"}),
+        ("借呗的电子合同不见了", {"THING_GONE"}, {"STOPPED"}),
+        ("借呗额度不见了", {"STOPPED"}, {"THING_GONE"}),
         # never opened is never having had it; never borrowed is unused
         ("我压根没有开通过借呗", {"OPEN"}, {"UNUSED"}),
         ("借呗开通三年了从来没借过", {"UNUSED"}, {"OPEN"}),
@@ -389,6 +393,8 @@ NEAR_MISSES = [
     "我压根没有开通过借呗，为什么",
     "借呗可以暂停使用吗",
     "借呗按时还了为什么冻结花呗",
+    "借呗里的积分怎么没有了",
+    "借呗那笔订单被取消了",
 ]
 
 OFF_TOPIC = ["明天天气如何", "推荐一部电影", "", "   ", "😀😀😀", "\x00\x01\x02"]
