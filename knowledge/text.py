@@ -257,8 +257,14 @@ class TextPipeline:
                 negated_run = False
                 clause = _Clause(start=len(out))
                 continue
-            if word in CLAUSE_WORDS:
-                clause.hear(word, before, earlier, words[at + 1 : at + 2])
+            heard = CLAUSE_HEARS.get(word)
+            if heard is not None:
+                if heard is _HEAR:
+                    clause.hear(word, before, earlier, words[at + 1 : at + 2])
+                if word in ASK_HOW:
+                    clause.asked_how = True
+                elif word in CAUSATIVE and clause.asked_how:
+                    clause.causative = True  # 怎么让借呗借不了: how to make it stop
             if word in CANT_CLOSE:
                 cant_close = True  # 为什么关不了: the user tries to close it
             if clause.last_product is None and word in LOAN_WORDS:
@@ -272,7 +278,11 @@ class TextPipeline:
             concept = self._surface.get(word)
             if concept is None and word in BARE_STOPS and _by_me(before, earlier):
                 concept = "SELF_CLOSE"  # 我关闭借呗后…, 我已经停用了: the user did it
-            if concept is None and before in ABLE_WORDS and _voluntary(word):
+            if (
+                concept is None
+                and (before in ABLE_WORDS or (before in MANNERS and earlier in ABLE_WORDS))
+                and _voluntary(word)
+            ):
                 concept = "SELF_CLOSE"  # 借呗能关掉么, 能停用吗: whether one can close it
             if (
                 concept is None
@@ -497,7 +507,11 @@ ABLE_WORDS = frozenset(
 VOLUNTARY_STOPS = frozenset(
     {"停掉", "暂停", "冻结", "禁用", "停止使用", "关闭", "关掉", "停用", "停止", "关停", "注销"}
 )
-VOLUNTARY_STEMS = ("暂停", "停用", "关闭", "关掉", "冻结", "注销", "销户", "停掉", "禁用")
+MANNERS = frozenset({"暂时", "永久", "彻底", "先", "直接", "自己", "一起", "同时"})
+VOLUNTARY_STEMS = (
+    *("暂停", "停用", "关闭", "关掉", "冻结", "注销", "销户", "停掉", "禁用"),
+    *("暂时关闭", "临时关闭", "暂时停用"),
+)
 # How to stop it, 借呗 named after (怎么冻结借呗): the user's own; 借呗怎么冻结了 asks why.
 HOW_WORDS = frozenset({"怎么", "如何", "怎样", "咋", "怎么样"})
 # ... unless the message then asks how to do it (借呗关闭怎么操作): the user's own closing.
@@ -521,7 +535,13 @@ FAMILY = frozenset(
     | {"男朋友", "女朋友", "对象", "爱人"}
 )
 # The words a clause's state listens for (_Clause.hear): any other word leaves it as it was.
+# Asked how to make it so (怎么让借呗不能借钱, 能不能设置成借不了): the user wants it stopped.
+CAUSATIVE = frozenset({"让", "设置", "设置成", "设成", "弄成", "变成", "改成"})
+ASK_HOW = HOW_WORDS | ABLE_WORDS | {"怎么弄", "咋弄", "怎么搞", "咋搞", "怎么设置"}
 CLAUSE_WORDS = BOTH_WORDS | DISPOSAL_WORDS | FAMILY | {"被"}
+# One lookup a word for all of these: the clause's own words, then how and make-it words.
+_HEAR = object()
+CLAUSE_HEARS = dict.fromkeys(ASK_HOW | CAUSATIVE, True) | dict.fromkeys(CLAUSE_WORDS, _HEAR)
 AGENT_MARKS = frozenset({"被", "让", "叫"})  # not 给: 给儿子付首付 is for him
 # By mistake (不小心关了, 误把借呗关了): only the user closes a thing by accident.
 ACCIDENT_WORDS = frozenset({"不小心", "一不小心", "误", "手滑", "点错", "误操作"})
@@ -529,7 +549,7 @@ ACCIDENT_WORDS = frozenset({"不小心", "一不小心", "误", "手滑", "点�
 BY_OTHERS = frozenset({"给", "把"})
 
 
-@dataclass
+@dataclass(slots=True)
 class _Clause:
     """What one clause of a message (up to a pause) has said so far."""
 
@@ -540,6 +560,8 @@ class _Clause:
     passive: bool = False  # 被 (被系统关闭)
     self_disposal: bool = False  # the user before 把: 我把, 不小心把, 自己把
     family: bool = False  # someone of the user's as the doer: 老婆把…, 被家人…
+    asked_how: bool = False  # 怎么, 能不能, 如何: how or whether one can
+    causative: bool = False  # ... then 让 / 设置 (怎么让借呗借不了): how to make it stop
 
     def hear(self, word: str, before: str, earlier: str, after: list[str]) -> None:
         if word in BOTH_WORDS:
@@ -570,13 +592,19 @@ def _users_doing(word: str, before: str, earlier: str, out: list[str], clause: _
     not_yet_named = "JIEBEI" not in out[clause.start :]
     return (
         _wants(out)
+        or clause.causative
         or (clause.self_disposal and not word.startswith("被"))
         or (act and (before in ACCIDENT_WORDS or clause.family))
         or (((before == "自己" and act) or word in BY_ONESELF) and not_yet_named)
         or (act and _by_me(before, earlier) and earlier not in BY_OTHERS)
         or (before in HOW_WORDS and not_yet_named and _voluntary(word))
-        or (before in ABLE_WORDS and _voluntary(word))
+        or (_asked_able(before, earlier) and _voluntary(word))
     )
+
+
+def _asked_able(before: str, earlier: str) -> bool:
+    """Whether one can is asked right before (能停用吗), or before how (可以暂时关闭吗)."""
+    return before in ABLE_WORDS or (before in MANNERS and earlier in ABLE_WORDS)
 
 
 def _voluntary(word: str) -> bool:

@@ -168,6 +168,12 @@ def test_normalise(pipeline, raw, expected):
         ("借呗可以暂停使用吗", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗能关掉么", {"SELF_CLOSE"}, set()),
         ("借呗怎么才能停用", {"SELF_CLOSE"}, set()),
+        ("借呗可以先暂时关闭吗", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("借呗能彻底注销吗", {"SELF_CLOSE"}, set()),
+        # how to make it stop (怎么让…借不了, 能不能设置成…): the user's wish
+        ("怎么才能让借呗借不出钱", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("能不能把借呗设置成不能借款", {"SELF_CLOSE"}, {"STOPPED"}),
+        ("谁让你们把我借呗冻结的", {"STOPPED"}, {"SELF_CLOSE"}),
         # how to stop it, 借呗 the object: the user's own wish
         ("手机被偷了，怎么冻结借呗", {"SELF_CLOSE"}, {"STOPPED"}),
         # a loan's purpose asked about, a card unbound, the lender's name: no cause's words
@@ -395,6 +401,7 @@ NEAR_MISSES = [
     "借呗按时还了为什么冻结花呗",
     "借呗里的积分怎么没有了",
     "借呗那笔订单被取消了",
+    "怎么才能让借呗借不出钱",
 ]
 
 OFF_TOPIC = ["明天天气如何", "推荐一部电影", "", "   ", "😀😀😀", "\x00\x01\x02"]
