@@ -460,11 +460,12 @@ RELATION_WORDS = frozenset(
 RELATION_FILLERS = frozenset({"有", "之间", "到底", "是否", "是不是"})
 # Things of 借呗's that are not its credit line: gone or cancelled, they are (借呗积分没有了,
 # 借呗订单取消了, 借呗授权取消了). Not 短信 / 通知 / 提醒: they report a stop (短信通知借呗关闭了).
-ASIDES = frozenset({"WHY", "HOWTO", "SUDDEN", "怎么", "咋", "又", "已经", "都", "也", "全"})
+ASIDES = frozenset({"WHY", "HOWTO", "SUDDEN", "怎么", "咋", "又", "已经", "都", "也", "全", "申请"})
 THINGS = (
     *("积分", "记录", "账单", "订单", "合同", "授权", "红包", "券", "优惠", "活动"),
     *("验证码", "密码", "证明", "权益", "头像"),
 )
+THING_TOKENS = frozenset({"LIMIT_UP"})  # 提额被拒, 临时额度没了: the raise, not the line
 # Said right after a stop word, these end it: what follows is no object of it (失败了 借呗…).
 SENTENCE_ENDS = frozenset({"了", "啦", "呢", "吧", "啊"})
 # Whose product is the object of a stop word (关了我的花呗): the user's.
@@ -623,7 +624,7 @@ def _thing_of(out: list[str], start: int) -> bool:
     for token in reversed(out[start:]):
         if token in ASIDES:
             continue
-        return token.endswith(THINGS) and not token.isascii()
+        return token in THING_TOKENS or (token.endswith(THINGS) and not token.isascii())
     return False
 
 

@@ -81,6 +81,7 @@ def test_normalise(pipeline, raw, expected):
         ("借呗里的积分怎么没有了", {"THING_GONE"}, {"STOPPED"}),
         ("借呗的电子合同不见了", {"THING_GONE"}, {"STOPPED"}),
         ("借呗额度不见了", {"STOPPED"}, {"THING_GONE"}),
+        ("借呗的提额申请又被拒了", {"THING_GONE"}, {"STOPPED"}),
         # never opened is never having had it; never borrowed is unused
         ("我压根没有开通过借呗", {"OPEN"}, {"UNUSED"}),
         ("借呗开通三年了从来没借过", {"UNUSED"}, {"OPEN"}),
