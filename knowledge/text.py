@@ -351,6 +351,8 @@ class TextPipeline:
                     clause.last_product = last_named = concept
                 elif concept in STOP_OWNERS:
                     clause.last_product = concept  # 网商贷用不了了: its own stop
+                if concept == "SELF_CLOSE" and word in CANCELS and clause.passive:
+                    concept = "STOPPED"  # 被系统取消: done to the user (被家人取消: see below)
                 if concept == "STOPPED" and _thing_of(out, clause.start):
                     concept = "THING_GONE"  # 借呗积分没有了, 订单取消了: that thing, not 借呗
                 elif concept == "STOPPED" and _users_doing(word, before, earlier, out, clause):
@@ -466,6 +468,8 @@ THINGS = (
     *("验证码", "密码", "证明", "权益", "头像"),
 )
 THING_TOKENS = frozenset({"LIMIT_UP"})  # 提额被拒, 临时额度没了: the raise, not the line
+# Cancelling said in the passive (被系统取消) is done to the user, not by them.
+CANCELS = frozenset({"取消", "注销", "取消掉", "注销掉"})
 # Said right after a stop word, these end it: what follows is no object of it (失败了 借呗…).
 SENTENCE_ENDS = frozenset({"了", "啦", "呢", "吧", "啊"})
 # Whose product is the object of a stop word (关了我的花呗): the user's.

@@ -82,6 +82,9 @@ def test_normalise(pipeline, raw, expected):
         ("借呗的电子合同不见了", {"THING_GONE"}, {"STOPPED"}),
         ("借呗额度不见了", {"STOPPED"}, {"THING_GONE"}),
         ("借呗的提额申请又被拒了", {"THING_GONE"}, {"STOPPED"}),
+        # cancelled in the passive is done to the user, unless by someone of theirs
+        ("借呗额度被系统取消了", {"STOPPED"}, {"SELF_CLOSE"}),
+        ("借呗被我老公取消了", {"SELF_CLOSE"}, {"STOPPED"}),
         # never opened is never having had it; never borrowed is unused
         ("我压根没有开通过借呗", {"OPEN"}, {"UNUSED"}),
         ("借呗开通三年了从来没借过", {"UNUSED"}, {"OPEN"}),
