@@ -465,8 +465,11 @@ RELATION_FILLERS = frozenset({"有", "之间", "到底", "是否", "是不是"})
 ASIDES = frozenset({"WHY", "HOWTO", "SUDDEN", "怎么", "咋", "又", "已经", "都", "也", "全", "申请"})
 THINGS = (
     *("积分", "记录", "账单", "订单", "合同", "授权", "红包", "券", "优惠", "活动"),
-    *("验证码", "密码", "证明", "权益", "头像"),
+    *("验证码", "密码", "证明", "权益", "头像", "分期", "期数", "保险", "会员", "福利", "奖励"),
+    *("折扣", "协议", "签约", "刷脸", "人脸", "还款日", "选项"),
 )
+TERM_UNITS = frozenset({"期", "月", "个月", "年"})
+NUMERALS = frozenset("一二两三四五六七八九十百")
 THING_TOKENS = frozenset({"LIMIT_UP"})  # 提额被拒, 临时额度没了: the raise, not the line
 # Cancelling said in the passive (被系统取消) is done to the user, not by them.
 CANCELS = frozenset({"取消", "注销", "取消掉", "注销掉"})
@@ -622,14 +625,25 @@ def _voluntary(word: str) -> bool:
     )
 
 
+def _is_number(word: str) -> bool:
+    """12, 十二个, 一年, 两: a count (of months, of instalments)."""
+    word = word.removesuffix("个").removesuffix("年")
+    return bool(word) and all(ch.isdigit() or ch in NUMERALS for ch in word)
+
+
 def _thing_of(out: list[str], start: int) -> bool:
     """True when what a stop word is said of (the last word before it in the clause, past
-    question words) is a thing of 借呗's that is not its credit line (积分, 电子合同)."""
-    for token in reversed(out[start:]):
-        if token in ASIDES:
-            continue
-        return token in THING_TOKENS or (token.endswith(THINGS) and not token.isascii())
-    return False
+    question words) is a thing of 借呗's that is not its credit line (积分, 电子合同), or a
+    term (12期没了, 十二个月没了, 一年期的没有了; not 这个月没了)."""
+    said_of = [t for t in out[start:] if t not in ASIDES]
+    if not said_of:
+        return False
+    token = said_of[-1]
+    if token.endswith("期") and len(token) > 1:
+        return _is_number(token[:-1])
+    if token in TERM_UNITS:
+        return len(said_of) > 1 and _is_number(said_of[-2])
+    return token in THING_TOKENS or (token.endswith(THINGS) and not token.isascii())
 
 
 def _by_me(before: str, earlier: str) -> bool:

@@ -82,6 +82,11 @@ def test_normalise(pipeline, raw, expected):
         ("借呗的电子合同不见了", {"THING_GONE"}, {"STOPPED"}),
         ("借呗额度不见了", {"STOPPED"}, {"THING_GONE"}),
         ("借呗的提额申请又被拒了", {"THING_GONE"}, {"STOPPED"}),
+        # a term said before the stop: that term is gone, not 借呗 (not a month of the year)
+        ("借呗怎么24期没有了", {"THING_GONE"}, {"STOPPED"}),
+        ("借呗的十二个月不见了", {"THING_GONE"}, {"STOPPED"}),
+        ("借呗这个月突然没了", {"STOPPED"}, {"THING_GONE"}),
+        ("借呗附带的保险被取消了", {"THING_GONE"}, {"STOPPED"}),
         # cancelled in the passive is done to the user, unless by someone of theirs
         ("借呗额度被系统取消了", {"STOPPED"}, {"SELF_CLOSE"}),
         ("借呗被我老公取消了", {"SELF_CLOSE"}, {"STOPPED"}),
@@ -405,6 +410,7 @@ NEAR_MISSES = [
     "借呗按时还了为什么冻结花呗",
     "借呗里的积分怎么没有了",
     "借呗那笔订单被取消了",
+    "借呗怎么24期没有了",
     "怎么才能让借呗借不出钱",
 ]
 
