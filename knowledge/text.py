@@ -353,6 +353,12 @@ class TextPipeline:
                     clause.last_product = concept  # 网商贷用不了了: its own stop
                 if concept == "SELF_CLOSE" and word in CANCELS and clause.passive:
                     concept = "STOPPED"  # 被系统取消: done to the user (被家人取消: see below)
+                if (
+                    concept == "RISK"
+                    and word in ASKED_RISKS
+                    and (before in RISK_ASKS or words[at + 1 : at + 2] in ASKED_AFTER)
+                ):
+                    concept = "RISK_ASKED"  # 借呗有什么风险, 用借呗有风险吗: a question, no cause
                 if concept == "STOPPED" and _thing_of(out, clause.start):
                     concept = "THING_GONE"  # 借呗积分没有了, 订单取消了: that thing, not 借呗
                 elif concept == "STOPPED" and _users_doing(word, before, earlier, out, clause):
@@ -473,6 +479,12 @@ NUMERALS = frozenset("一二两三四五六七八九十百")
 THING_TOKENS = frozenset({"LIMIT_UP"})  # 提额被拒, 临时额度没了: the raise, not the line
 # Cancelling said in the passive (被系统取消) is done to the user, not by them.
 CANCELS = frozenset({"取消", "注销", "取消掉", "注销掉"})
+# Risk asked about (有什么风险, 有风险吗, 风险大吗), not a risk the account was found to have.
+ASKED_RISKS = frozenset({"风险", "有风险", "安全风险"})
+RISK_ASKS = frozenset(
+    {"什么", "啥", "有没有", "会不会", "会不会有", "会有", "有啥", "哪些", "是否"}
+)
+ASKED_AFTER = (["吗"], ["么"], ["嘛"], ["大"], ["大不大"], ["高"], ["高不高"], ["不"])
 # Said right after a stop word, these end it: what follows is no object of it (失败了 借呗…).
 SENTENCE_ENDS = frozenset({"了", "啦", "呢", "吧", "啊"})
 # Whose product is the object of a stop word (关了我的花呗): the user's.

@@ -90,6 +90,10 @@ def test_normalise(pipeline, raw, expected):
         # cancelled in the passive is done to the user, unless by someone of theirs
         ("借呗额度被系统取消了", {"STOPPED"}, {"SELF_CLOSE"}),
         ("借呗被我老公取消了", {"SELF_CLOSE"}, {"STOPPED"}),
+        # risk asked about is a question, not the account found risky
+        ("开通借呗会不会有风险", {"RISK_ASKED"}, {"RISK"}),
+        ("借呗这东西风险大吗", {"RISK_ASKED"}, {"RISK"}),
+        ("支付宝提示我账户有风险，借呗就没了", {"RISK"}, {"RISK_ASKED"}),
         # never opened is never having had it; never borrowed is unused
         ("我压根没有开通过借呗", {"OPEN"}, {"UNUSED"}),
         ("借呗开通三年了从来没借过", {"UNUSED"}, {"OPEN"}),
@@ -429,6 +433,12 @@ def test_near_misses_never_get_a_cause(matcher, text):
     match = matcher.match(text)
     assert kind_of(matcher, match.intent) not in ("cause", "overview"), match.candidates
     assert match.intent is not None  # a redirect answers them
+
+
+@pytest.mark.parametrize("text", ["开通借呗会不会有风险", "借呗这东西风险大吗"])
+def test_asking_about_risk_is_no_account_risk(matcher, text):
+    match = matcher.match(text)
+    assert kind_of(matcher, match.intent) not in ("cause", "overview"), match.candidates
 
 
 @pytest.mark.parametrize("text", OFF_TOPIC)
