@@ -38,7 +38,8 @@ How a score is made, in order:
    least with the overview, never with nothing or a redirect, unless a redirect won with its
    own keywords and the message asks about money owed, fees or a scam (``FLOOR_YIELDS_TO``:
    借呗没了钱怎么还 is a repayment question that mentions the stop), and the entry model
-   believes the redirect more than the overview or the redirect leads it by ``margin``. A
+   believes the redirect more than the overview or the redirect leads it by ``margin``; or,
+   with no such words, the model is sure of the redirect (``MODEL_SURE``) and it leads. A
    long story that says 借呗 stopped and reached the overview gets the cause the model
    firmly believes in, when that cause's score is near (``STORY_TOKENS``,
    ``_story_cause``), and so does a long story nothing answered if that cause is its best
@@ -129,6 +130,8 @@ FLOOR_TOKENS = frozenset({"JIEBEI", "STOPPED"})
 # keeps its answer. (Not for the limit or opening redirects: 有额度借不出来 and 开通过现在开不了
 # are stops; measured.)
 FLOOR_YIELDS_TO = frozenset({"REPAY", "PREPAY", "INTEREST", "SCAM"})
+# ... and without those words, when the model is this sure of such a redirect and it leads.
+MODEL_SURE = 0.9
 ANSWER_KINDS = ("cause", "overview")
 # Added to every bound: where the ordered ratio equals the multiset overlap, the exact score
 # and its bound are equal in real numbers but may differ by an ulp in floating point.
@@ -422,6 +425,13 @@ class Matcher:
         self._has_keywords = np.zeros(n_entries, dtype=bool)
         self._missing = np.asarray([MISSING_KEYWORD_PENALTY.get(k, 0.0) for k in self._kinds])
         self._groups = groups
+        # The redirects the floor yields to: those whose keywords speak of repaying, fees or
+        # a scam.
+        self._money_redirects = frozenset(
+            i
+            for i, group in groups
+            if kinds[i] == "redirect" and not FLOOR_YIELDS_TO.isdisjoint(group)
+        )
         # One-token keyword groups (most of them) by token, as entry arrays; the rest by token.
         self._groups_by_token: dict[str, list[int]] = {}
         single: dict[str, list[int]] = {}
@@ -791,22 +801,34 @@ class Matcher:
     ) -> bool:
         """True when a redirect won with its own keywords in a message that speaks of repaying,
         fees or interest, or a scam (see FLOOR_YIELDS_TO), and the entry model believes it more
-        than the overview: the floor leaves it that answer."""
+        than the overview (or it leads by the margin); or when such a redirect won without
+        those words but the model is sure of it and it leads by the margin: the floor leaves it
+        that answer."""
         if intent is None or self.entries[intent].kind != "redirect":
             return False
+        of = dict(zip([i for i, _ in top], belief, strict=True))
+        at = next((i for i, _ in top if self._slugs[i] == intent), None)
+        if at is None:
+            return False
+        scores = dict(top)
+        if (
+            at in self._money_redirects
+            and of[at] >= MODEL_SURE
+            and scores[at] - scores.get(self._overview, 0.0) >= self.margin
+        ):
+            # 借呗停了剩下几期还按原来的还吗, 收到短信说借呗被冻结要点链接解冻: no keyword,
+            # but the model is sure and the redirect leads
+            return True
         if FLOOR_YIELDS_TO.isdisjoint(present):
             return False
         # The entry model is the second opinion: it must find the message more like the
         # redirect's examples than the overview's (借呗没了，上个月还款的时候还好好的 is not).
-        of = dict(zip([i for i, _ in top], belief, strict=True))
-        at = next((i for i, _ in top if self._slugs[i] == intent), None)
-        if at is None or not evidence[at]:
+        if not evidence[at]:
             return False
         if of[at] > of.get(self._overview, 0.0):
             return True
         # ... or, where the model is unsure, the redirect leads the overview by the margin
         # (借呗关了之后怎么还款: the model reads both alike).
-        scores = dict(top)
         return scores[at] - scores.get(self._overview, 0.0) >= self.margin
 
     # -- deciding -------------------------------------------------------------------------

@@ -571,6 +571,9 @@ def test_a_stopped_jiebei_always_gets_at_least_the_overview(matcher, text):
         "额度被收回了，提前把钱还上要手续费吗",
         "有人打电话说我借呗被冻结了，让我先交钱解冻",
         "借呗都停了，是不是以后就不用还了",
+        # no money word the lexicon knows, but the model is sure and the redirect leads
+        "借呗停掉了，剩下的几期还是按原来的还吗",
+        "收到短信说借呗被冻结了要点链接才能解冻，真的吗",
         # the model reads these alike; the repaying redirect leads by the margin
         "借呗冻结了剩下的是不是要一次还清",
         "借呗被收回了，欠款得一次性还清吗",
