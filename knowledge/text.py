@@ -248,45 +248,49 @@ class TextPipeline:
         used_stops: set[int] = set()  # where a stop said 不能用 / 用不了
         after_stops: set[int] = set()  # where a stop word said after it (关闭后)
         stop_word_at = -2  # the word that made the last STOPPED
+        prev_flags = before_flags = 0  # WORD_FLAGS of prev and before
         words = list(words)
         for at, word in enumerate(words):
             earlier, before, prev = (before if prev else ""), prev, word
+            before_flags, prev_flags = prev_flags, 0
             if word == " ":
                 prev = ""
                 close()
                 negated_run = False
                 clause = _Clause(start=len(out))
                 continue
-            heard = CLAUSE_HEARS.get(word)
-            if heard is not None:
-                if heard is _HEAR:
+            # One lookup says which of the word lists below this word is in (most: none).
+            flags = prev_flags = WORD_FLAGS.get(word, 0)
+            if flags:
+                if flags & _HEARD:
                     clause.hear(word, before, earlier, words[at + 1 : at + 2])
-                if word in ASK_HOW:
+                if flags & _ASKS_HOW:
                     clause.asked_how = True
-                elif word in CAUSATIVE and clause.asked_how:
+                elif flags & _CAUSES and clause.asked_how:
                     clause.causative = True  # 怎么让借呗借不了: how to make it stop
-            if word in CANT_CLOSE:
-                cant_close = True  # 为什么关不了: the user tries to close it
-            if clause.last_product is None and word in LOAN_WORDS:
-                # 房贷断供, 有笔贷款逾期, 欠银行的钱: a loan that is not 借呗 owns the overdue
-                last_named = "BANK_LOAN"
+                if flags & _CANT_CLOSE:
+                    cant_close = True  # 为什么关不了: the user tries to close it
+                if flags & _LOAN and clause.last_product is None:
+                    # 房贷断供, 有笔贷款逾期, 欠银行的钱: a loan that is not 借呗 owns the overdue
+                    last_named = "BANK_LOAN"
             if word in self._negators:
                 close()
                 pending, left = word, NEGATION_WINDOW
                 negated_run = False
                 continue
             concept = self._surface.get(word)
-            if concept is None and word in BARE_STOPS and _by_me(before, earlier):
+            if concept is None and flags & _BARE_STOP and _by_me(before, earlier):
                 concept = "SELF_CLOSE"  # 我关闭借呗后…, 我已经停用了: the user did it
             if (
                 concept is None
-                and (before in ABLE_WORDS or (before in MANNERS and earlier in ABLE_WORDS))
+                and before_flags & _ABLE_OR_MANNER
+                and (before in ABLE_WORDS or earlier in ABLE_WORDS)
                 and _voluntary(word)
             ):
                 concept = "SELF_CLOSE"  # 借呗能关掉么, 能停用吗: whether one can close it
             if (
                 concept is None
-                and word in BARE_STOPS
+                and flags & _BARE_STOP
                 and out
                 and (
                     out[-1] == "JIEBEI"
@@ -351,48 +355,23 @@ class TextPipeline:
                     clause.last_product = last_named = concept
                 elif concept in STOP_OWNERS:
                     clause.last_product = concept  # 网商贷用不了了: its own stop
-                if concept == "SELF_CLOSE" and word in CANCELS and clause.passive:
-                    concept = "STOPPED"  # 被系统取消: done to the user (被家人取消: see below)
-                if (
-                    concept == "RISK"
-                    and word in ASKED_RISKS
-                    and (before in RISK_ASKS or words[at + 1 : at + 2] in ASKED_AFTER)
-                ):
-                    concept = "RISK_ASKED"  # 借呗有什么风险, 用借呗有风险吗: a question, no cause
-                if concept == "STOPPED" and _thing_of(out, clause.start):
-                    concept = "THING_GONE"  # 借呗积分没有了, 订单取消了: that thing, not 借呗
-                elif concept == "STOPPED" and _users_doing(word, before, earlier, out, clause):
-                    concept = "SELF_CLOSE"
-                elif concept == "OVERDUE" and before in ABLE_WORDS:
-                    concept = "REPAY"  # 可以延期还款吗, 能晚还几天吗: asking how to repay
-                elif (
-                    concept == "STOPPED" and clause.last_product in STOP_OWNERS and not clause.both
-                ):
-                    concept = "OTHER_STOPPED"  # 花呗用不了 (借呗 is fine): not our question
-                elif (
-                    concept == "OVERDUE"
-                    and last_named in OTHER_PRODUCTS
-                    and not (clause.both and "JIEBEI" in out[clause.start :])
-                ):
-                    # 花呗晚还了, 信用卡逾期 (in this clause or an earlier one): another
-                    # product's overdue, not 借呗's own.
-                    concept = "OTHER_OVERDUE"
-                if (
-                    concept == "AFFECT"
-                    and word in RELATION_WORDS
-                    and sum(t in NAMED_PRODUCTS for t in out[clause.start :]) >= 2
-                    and all(
-                        t in NAMED_PRODUCTS or t in RELATION_FILLERS for t in out[clause.start :]
+                if concept in READ_CLOSER:
+                    concept = self._read_closer(
+                        concept,
+                        word,
+                        (before, earlier),
+                        words[at + 1 : at + 2],
+                        out,
+                        clause,
+                        last_named,
                     )
-                ):
-                    concept = "COMPARE"  # 网商贷和借呗有关联吗: how the products relate
+                    if concept == "STOPPED":
+                        if word.endswith(("后", "以后", "之后")):
+                            after_stops.add(len(out))
+                        if "用" in word:
+                            used_stops.add(len(out))  # 不能用 / 用不了: maybe with what
+                        stop_word_at = at
                 wished = wished or concept == "WANT" or "想" in word
-                if concept == "STOPPED" and word.endswith(("后", "以后", "之后")):
-                    after_stops.add(len(out))
-                if concept == "STOPPED" and "用" in word:
-                    used_stops.add(len(out))  # 不能用 / 用不了: maybe with what (see below)
-                if concept == "STOPPED":
-                    stop_word_at = at
                 out.append(concept)
                 continue
             negated_run = False
@@ -434,6 +413,54 @@ class TextPipeline:
             out = ["STOPPED" if t == "SELF_CLOSE" else t for t in out]
         return out
 
+    @staticmethod
+    def _read_closer(
+        concept: str,
+        word: str,
+        previous: tuple[str, str],
+        after: list[str],
+        out: list[str],
+        clause: _Clause,
+        last_named: str | None,
+    ) -> str:
+        """A stop, an overdue, a closing, a risk or an effect, read in its context (the two
+        words before it in its clause, the word after it, the tokens so far): whose it is, who
+        did it, what it is said of."""
+        before, earlier = previous
+        if concept == "SELF_CLOSE" and word in CANCELS and clause.passive:
+            concept = "STOPPED"  # 被系统取消: done to the user (被家人取消: see below)
+        if concept == "RISK":
+            if word in ASKED_RISKS and (before in RISK_ASKS or after in ASKED_AFTER):
+                return "RISK_ASKED"  # 借呗有什么风险, 用借呗有风险吗: a question, no cause
+            return concept
+        if concept == "AFFECT":
+            said = out[clause.start :]
+            if (
+                word in RELATION_WORDS
+                and sum(t in NAMED_PRODUCTS for t in said) >= 2
+                and all(t in NAMED_PRODUCTS or t in RELATION_FILLERS for t in said)
+            ):
+                return "COMPARE"  # 网商贷和借呗有关联吗: how the products relate
+            return concept
+        if concept == "STOPPED":
+            if _thing_of(out, clause.start):
+                return "THING_GONE"  # 借呗积分没有了, 订单取消了: that thing, not 借呗
+            if _users_doing(word, before, earlier, out, clause):
+                return "SELF_CLOSE"
+            if clause.last_product in STOP_OWNERS and not clause.both:
+                return "OTHER_STOPPED"  # 花呗用不了 (借呗 is fine): not our question
+            return concept
+        if concept == "OVERDUE":
+            if before in ABLE_WORDS:
+                return "REPAY"  # 可以延期还款吗, 能晚还几天吗: asking how to repay
+            if last_named in OTHER_PRODUCTS and not (
+                clause.both and "JIEBEI" in out[clause.start :]
+            ):
+                # 花呗晚还了, 信用卡逾期 (in this clause or an earlier one): another product's
+                # overdue, not 借呗's own.
+                return "OTHER_OVERDUE"
+        return concept
+
     def tokens(self, text: str) -> list[str]:
         """The matcher's view of a raw message."""
         return self.concepts(self.segment(self.normalise(text)))
@@ -447,6 +474,8 @@ HOLDERS = frozenset(
     {"银行卡", "储蓄卡", "借记卡", "工资卡", "还款卡", "收款卡", "余额宝", "零钱", "卡"}
 )
 STOP_OWNERS = OTHER_PRODUCTS | {"HOLDER", "WANGSHANGDAI"}
+# The concepts read again in their context (TextPipeline._read_closer).
+READ_CLOSER = frozenset({"STOPPED", "SELF_CLOSE", "OVERDUE", "RISK", "AFFECT"})
 # Two products and nothing else, then one of these (网商贷和借呗有关联吗, 借呗跟花呗相关吗):
 # how the products relate, not what one did to the other (花呗逾期跟借呗有关系吗).
 NAMED_PRODUCTS = PRODUCTS | {"WANGSHANGDAI", "CREDITLOAN", "ALIPAY"}
@@ -528,6 +557,7 @@ VOLUNTARY_STOPS = frozenset(
     {"停掉", "暂停", "冻结", "禁用", "停止使用", "关闭", "关掉", "停用", "停止", "关停", "注销"}
 )
 MANNERS = frozenset({"暂时", "永久", "彻底", "先", "直接", "自己", "一起", "同时"})
+ABLE_OR_MANNER = ABLE_WORDS | MANNERS
 VOLUNTARY_STEMS = (
     *("暂停", "停用", "关闭", "关掉", "冻结", "注销", "销户", "停掉", "禁用"),
     *("暂时关闭", "临时关闭", "暂时停用"),
@@ -559,9 +589,24 @@ FAMILY = frozenset(
 CAUSATIVE = frozenset({"让", "设置", "设置成", "设成", "弄成", "变成", "改成"})
 ASK_HOW = HOW_WORDS | ABLE_WORDS | {"怎么弄", "咋弄", "怎么搞", "咋搞", "怎么设置"}
 CLAUSE_WORDS = BOTH_WORDS | DISPOSAL_WORDS | FAMILY | {"被"}
-# One lookup a word for all of these: the clause's own words, then how and make-it words.
-_HEAR = object()
-CLAUSE_HEARS = dict.fromkeys(ASK_HOW | CAUSATIVE, True) | dict.fromkeys(CLAUSE_WORDS, _HEAR)
+# Which of the lists above a word is in, as bits: concepts() looks each word up once (most
+# words are in none), and remembers the bits of the word before.
+_HEARD, _ASKS_HOW, _CAUSES, _CANT_CLOSE, _LOAN, _BARE_STOP, _ABLE_OR_MANNER = (
+    1 << n for n in range(7)
+)
+WORD_FLAGS: dict[str, int] = {}
+for _bit, _words in (
+    (_HEARD, CLAUSE_WORDS),
+    (_ASKS_HOW, ASK_HOW),
+    (_CAUSES, CAUSATIVE),
+    (_CANT_CLOSE, CANT_CLOSE),
+    (_LOAN, LOAN_WORDS),
+    (_BARE_STOP, BARE_STOPS),
+    (_ABLE_OR_MANNER, ABLE_OR_MANNER),
+):
+    for _word in _words:
+        WORD_FLAGS[_word] = WORD_FLAGS.get(_word, 0) | _bit
+del _bit, _words, _word
 AGENT_MARKS = frozenset({"被", "让", "叫"})  # not 给: 给儿子付首付 is for him
 # By mistake (不小心关了, 误把借呗关了): only the user closes a thing by accident.
 ACCIDENT_WORDS = frozenset({"不小心", "一不小心", "误", "手滑", "点错", "误操作"})
@@ -647,15 +692,25 @@ def _thing_of(out: list[str], start: int) -> bool:
     """True when what a stop word is said of (the last word before it in the clause, past
     question words) is a thing of 借呗's that is not its credit line (积分, 电子合同), or a
     term (12期没了, 十二个月没了, 一年期的没有了; not 这个月没了)."""
-    said_of = [t for t in out[start:] if t not in ASIDES]
-    if not said_of:
+    k = _said_of(out, start, len(out) - 1)
+    if k < start:
         return False
-    token = said_of[-1]
+    token = out[k]
+    if token.isascii():  # a concept (借呗额度没了) or a number
+        return token in THING_TOKENS
     if token.endswith("期") and len(token) > 1:
         return _is_number(token[:-1])
     if token in TERM_UNITS:
-        return len(said_of) > 1 and _is_number(said_of[-2])
-    return token in THING_TOKENS or (token.endswith(THINGS) and not token.isascii())
+        k = _said_of(out, start, k - 1)
+        return k >= start and _is_number(out[k])
+    return token.endswith(THINGS)
+
+
+def _said_of(out: list[str], start: int, k: int) -> int:
+    """Where the last token at or before ``k`` that is not an aside (怎么, 又) is."""
+    while k >= start and out[k] in ASIDES:
+        k -= 1
+    return k
 
 
 def _by_me(before: str, earlier: str) -> bool:
