@@ -120,18 +120,31 @@ def test_off_topic_the_model_has_no_say(pipeline, monkeypatch):
     assert a.intent is None or m.entries[a.intent].kind not in ("cause", "overview")
 
 
-def test_one_entry_scored_alone_equals_the_exhaustive_scorer_to_the_bit(pipeline):
-    """The entries the model brings in are scored by ``_entry_score``, from their own examples;
-    its floats are those of the exhaustive scorer."""
-    m = Matcher(shipped_entries(), pipeline, use_index=False)
-    for text in ["花呗晚还了两天借呗没了", "身份证换新的了借呗还是关着", "你好", "借呗额度清零了"]:
-        q = m._query(pipeline.tokens(text))
-        adjust, _, _ = m._adjustments(q.present)
-        multiset, distinct = m._overlaps(q)
-        raw = m._raw_exhaustive(q, multiset, distinct)
+@pytest.mark.parametrize("engine", ["numpy", "compiled search", "exhaustive"])
+def test_one_entry_scored_alone_equals_the_exhaustive_scorer_to_the_bit(
+    pipeline, monkeypatch, engine
+):
+    """The entries the model brings in are scored by ``_entry_score``, from their own examples
+    (numpy) or by the compiled search with every other entry pushed below 0; its floats are
+    those of the exhaustive scorer."""
+    reference = Matcher(shipped_entries(), pipeline, use_index=False)
+    if engine == "numpy":
+        monkeypatch.setattr(matcher_module, "ENTRY_BY_SCAN", 0)
+    m = Matcher(shipped_entries(), pipeline, use_index=engine != "exhaustive")
+    if engine == "compiled search":
+        assert m._scan is not None  # built at install: see tests/test_scan.py
+    texts = ["花呗晚还了两天借呗没了", "身份证换新的了借呗还是关着", "你好", "借呗额度清零了"]
+    texts += ["借呗的积分没有了", "我想把借呗关掉，怎么弄", "网贷借太多，借呗也停了"]
+    for text in texts:
+        q = reference._query(pipeline.tokens(text))
+        adjust, _, _ = reference._adjustments(q.present)
+        multiset, distinct = reference._overlaps(q)
+        raw = reference._raw_exhaustive(q, multiset, distinct)
         final = np.where(raw > 0, np.clip(raw + adjust, 0.0, 100.0), 0.0)
+        mine = m._query(pipeline.tokens(text))
+        mine_adjust, _, _ = m._adjustments(mine.present)
         for i in range(len(m.slugs())):
-            assert m._entry_score(q, i, adjust) == final[i], (text, i)
+            assert m._entry_score(mine, i, mine_adjust) == final[i], (text, i)
 
 
 def test_compiled_dense_and_sparse_beliefs_agree(pipeline, monkeypatch):
