@@ -130,6 +130,9 @@ FLOOR_TOKENS = frozenset({"JIEBEI", "STOPPED"})
 # keeps its answer. (Not for the limit or opening redirects: 有额度借不出来 and 开通过现在开不了
 # are stops; measured.)
 FLOOR_YIELDS_TO = frozenset({"REPAY", "PREPAY", "INTEREST", "SCAM"})
+# A thing of 借呗's that no entry covers (积分, 24期 gone: THING_GONE) or risk asked about:
+# only a redirect with its own keywords answers; else nothing matched.
+UNCOVERED = frozenset({"THING_GONE", "RISK_ASKED"})
 # ... and without those words, when the model is this sure of such a redirect and it leads.
 MODEL_SURE = 0.9
 ANSWER_KINDS = ("cause", "overview")
@@ -899,6 +902,15 @@ class Matcher:
             and _is_story(tokens)
         ):
             intent = self._slug_kind[top[0][0]][0]
+        if (
+            intent is not None
+            and not UNCOVERED.isdisjoint(present)
+            and self.entries[intent].kind == "redirect"
+            and not self._has_evidence(intent, top, evidence)
+        ):
+            # 借呗里的积分怎么没有了, 借呗有什么风险: a thing no entry covers; a redirect
+            # that only looks alike (开通, 利息) would mislead. Nothing matched says so.
+            intent = None
         if intent is not None and candidates[0].slug != intent:
             rank = next(r for r, c in enumerate(candidates) if c.slug == intent)
             candidates.insert(0, candidates.pop(rank))
@@ -914,6 +926,10 @@ class Matcher:
             intent=intent,
             ambiguous=ambiguous,
         )
+
+    def _has_evidence(self, slug: str, top: list[tuple[int, float]], evidence: np.ndarray) -> bool:
+        """Whether ``slug``, among the best entries, has its keywords in the message."""
+        return any(evidence[i] for i, _ in top if self._slugs[i] == slug)
 
     def _story_cause(
         self, tokens: Sequence[str], top: list[tuple[int, float]], belief: list[float]
