@@ -98,6 +98,31 @@ class Lexicon:
 _t2s = opencc.OpenCC("t2s")
 
 
+def trie_pattern(keys: Iterable[str]) -> str:
+    """A regular expression that matches, at each place, the longest of ``keys`` found there:
+    what their alternation longest first matches, written as a trie, so that the regex engine
+    follows one branch a character instead of trying every key in turn."""
+    trie: dict[str, dict] = {}
+    for key in keys:
+        if not key:
+            continue  # an empty key would match everywhere
+        node = trie
+        for ch in key:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a key ends here
+
+    def pattern(node: dict[str, dict]) -> str:
+        branches = [re.escape(ch) + pattern(child) for ch, child in node.items() if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if "" in node:  # a key ends here: the longer ones are tried first (greedy ?)
+            return "(?:" + body + ")?" if len(branches) == 1 else body + "?"
+        return body
+
+    return pattern(trie)
+
+
 def normalise_basic(text: str) -> str:
     """Width, script and case folding; no domain knowledge."""
     if _HAS_ZERO_WIDTH.search(text):
@@ -119,8 +144,7 @@ class TextPipeline:
         self._negators = set(lex.negators)
         self._never_negated = set(lex.never_negated)
         self._stopwords = set(lex.stopwords) - self._negators
-        keys = sorted(lex.replace, key=len, reverse=True)
-        self._replace_re = re.compile("|".join(map(re.escape, keys))) if keys else None
+        self._replace_re = re.compile(trie_pattern(lex.replace)) if lex.replace else None
         # Latin aliases are whole words or phrases ("jb", "shut down"), never parts of a word.
         aliases = sorted(lex.aliases, key=len, reverse=True)
         self._alias_re = (

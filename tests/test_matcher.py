@@ -7,10 +7,13 @@ knowledge base and not taken from any shared or public question set.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import knowledge.matcher as matcher_module
 from knowledge.entries import CAUSE_SLUGS, shipped_entries
@@ -24,7 +27,7 @@ from knowledge.matcher import (
     Candidate,
     Matcher,
 )
-from knowledge.text import Lexicon, TextPipeline
+from knowledge.text import Lexicon, TextPipeline, trie_pattern
 
 DATA = Path(__file__).parent / "data"
 
@@ -744,3 +747,27 @@ def test_a_short_stop_keeps_the_overview(matcher, text):
     """Too few words for the model's reading to outweigh the overview (it reads 今天借不了
     as the maintenance cause)."""
     assert matcher.match(text).intent == "overview"
+
+
+_KEYS = st.lists(
+    st.text(alphabet="借呗贝花被关了a", min_size=1, max_size=4), min_size=1, max_size=12
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(keys=_KEYS, text=st.text(alphabet="借呗贝花被关了ab ", max_size=30))
+def test_the_trie_pattern_matches_what_the_longest_first_alternation_does(keys, text):
+    """The replace table is compiled as a trie; it must find the same matches, in the same
+    places, as the plain alternation of the keys longest first."""
+    plain = re.compile("|".join(map(re.escape, sorted(set(keys), key=len, reverse=True))))
+    trie = re.compile(trie_pattern(keys))
+    assert [(m.start(), m.group(0)) for m in trie.finditer(text)] == [
+        (m.start(), m.group(0)) for m in plain.finditer(text)
+    ]
+
+
+def test_the_replace_table_as_a_trie_on_the_lexicon(pipeline):
+    keys = pipeline.lexicon.replace
+    plain = re.compile("|".join(map(re.escape, sorted(keys, key=len, reverse=True))))
+    for text in ["借贝用不了", "花被逾期了借贝也没了", "征性有问题", "接呗被关", "没有键"]:
+        assert pipeline.replaced(text) == plain.sub(lambda m: keys[m.group(0)], text)
