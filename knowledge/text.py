@@ -347,7 +347,7 @@ class TextPipeline:
                     if named and out[-1] in PRODUCTS:
                         clause.both = True  # 借呗花呗被冻结, 借呗和花呗不见了: both's stop
                         if concept == "JIEBEI" and out[-2:-1] == ["OTHER_STOPPED"]:
-                            out[-2] = "STOPPED"  # 不能用花呗借呗了: both are its objects
+                            out[-2] = "STOPPED"  # 停用了花呗和借呗: both are its objects
                     else:
                         # named alone again (借呗花呗都还了，为什么花呗用不了): its own stop
                         clause.both = False
