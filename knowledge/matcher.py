@@ -130,9 +130,10 @@ FLOOR_TOKENS = frozenset({"JIEBEI", "STOPPED"})
 # keeps its answer. (Not for the limit or opening redirects: 有额度借不出来 and 开通过现在开不了
 # are stops; measured.)
 FLOOR_YIELDS_TO = frozenset({"REPAY", "PREPAY", "INTEREST", "SCAM"})
-# A thing of 借呗's that no entry covers (积分, 24期 gone: THING_GONE) or risk asked about:
-# only a redirect with its own keywords answers; else nothing matched.
-UNCOVERED = frozenset({"THING_GONE", "RISK_ASKED"})
+# A thing of 借呗's that no entry covers (积分, 24期 gone: THING_GONE), risk asked about, or
+# money that has not arrived: only a redirect with its own keywords answers; else nothing
+# matched.
+UNCOVERED = frozenset({"THING_GONE", "RISK_ASKED", "NOT_ARRIVED"})
 # ... and without those words, when the model is this sure of such a redirect and it leads.
 MODEL_SURE = 0.9
 ANSWER_KINDS = ("cause", "overview")

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 
 import jieba
@@ -431,6 +432,15 @@ class TextPipeline:
             after = at in after_stops or (at + 1 < len(out) and out[at + 1] in AFTER_WORDS)
             if after and any(t in AFFECTED or "芝麻" in t for t in out[at + 1 :]):
                 out[at] = "AFTER_STOP"
+                # ... and 还能用吗 said of what it affects (花呗还能用吗) is that product's,
+                # not 借呗 coming back
+                # (信用卡还能用吗, 征信会有记录吗: asked about, not the stop's cause)
+                out[at + 1 :] = [
+                    "WORKS_ASKED"
+                    if t == "RESTORE" and p in AFFECTED
+                    else ASKED_AFTER_STOP.get(t, t)
+                    for p, t in pairwise(out[at:])
+                ]
         if "WHY" in out and not wished and not cant_close:
             # 为什么要关闭我的借呗, 凭什么取消我借呗: asking why it was closed is a complaint
             # about the provider's doing, not a wish to close it oneself.
@@ -545,6 +555,7 @@ MINE = frozenset({"我", "我的"})
 # After a stop (关了之后, 关了的话), one of these asked about: the stop's consequences.
 AFTER_WORDS = frozenset({"之后", "以后", "后", "的话"})
 AFFECTED = frozenset({"HUABEI", "CREDIT", "CREDIT_CARD", "OVERDUE"})
+ASKED_AFTER_STOP = {"CREDIT_CARD": "CARD_ASKED", "CREDIT": "CREDIT_ASKED"}
 # 不能用 one of these + 还: asking what one can repay with (a card, 花呗, 余额宝).
 MEANS_TOKENS = frozenset({"CREDIT_CARD", "HUABEI"})
 REPAY_WORDS = frozenset({"还", "REPAY", "PREPAY"})
@@ -556,7 +567,7 @@ LOAN_WORDS = frozenset({"房贷", "车贷", "贷款", "银行", "月供", "房�
 OWNER_WORDS = frozenset({"是", "都是", "就是", "只是", "不过是"})
 # Bare verbs the lexicon leaves out (who closed it matters), a stop right after 借呗 (or
 # after 借呗 and 突然 / 无故).
-BARE_STOPS = frozenset({"关闭", "停用"})
+BARE_STOPS = frozenset({"关闭", "停用", "关掉"})
 DISPOSAL_WORDS = frozenset({"把", "将"})
 CANT_CLOSE = frozenset({"关不了", "关不掉", "关闭不了", "注销不了", "关不上"})
 # Asked whether one can (借呗能冻结吗), a voluntary stop verb is the user's own closing; 怎么

@@ -439,11 +439,23 @@ def test_near_misses_never_get_a_cause(matcher, text):
 
 @pytest.mark.parametrize(
     "text",
-    ["开通借呗会不会有风险", "借呗这东西风险大吗", "借呗里的积分怎么没有了", "借呗怎么24期没有了"],
+    [
+        "开通借呗会不会有风险",
+        "借呗这东西风险大吗",
+        "借呗里的积分怎么没有了",
+        "借呗怎么24期没有了",
+        "借呗那笔订单被取消了",
+        # money that has not arrived: no entry covers it
+        "借呗借出来的钱到现在还没到账，怎么回事",
+        # what a stop does to a card or the credit report, asked: not the stop's cause
+        "借呗停了之后信用卡还能用吗",
+        "借呗关掉以后征信记录还在吗",
+    ],
 )
 def test_a_thing_no_entry_covers_gets_nothing_matched(matcher, text):
-    """Risk asked about, or a thing of 借呗's that is not its credit line: no cause, no
-    overview, and no redirect that only looks alike (how to open it, interest)."""
+    """Risk asked about, a thing of 借呗's that is not its credit line, money that has not
+    arrived, what a stop does to a card: no cause, no overview, and no redirect that only
+    looks alike (how to open it, interest, the products)."""
     match = matcher.match(text)
     assert match.intent is None, match.candidates
 
