@@ -90,6 +90,7 @@ def test_normalise(pipeline, raw, expected):
         ("借呗的十二个月不见了", {"THING_GONE"}, {"STOPPED"}),
         ("借呗这个月突然没了", {"STOPPED"}, {"THING_GONE"}),
         ("借呗附带的保险被取消了", {"THING_GONE"}, {"STOPPED"}),
+        ("我的芝麻信用被冻结了，借呗会不会跟着没", {"THING_GONE"}, {"STOPPED"}),
         ("借呗一年的那个期限没了", {"THING_GONE"}, {"STOPPED"}),
         ("店里用的收款码怎么被停用了，借呗还好", {"THING_GONE"}, set()),
         # cancelled in the passive is done to the user, unless by someone of theirs
