@@ -304,8 +304,8 @@ class TextPipeline:
                 negated_run = False
                 continue
             concept = self._surface.get(word)
-            if concept is None and flags & _BARE_STOP and _by_me(before, earlier):
-                concept = "SELF_CLOSE"  # 我关闭借呗后…, 我已经停用了: the user did it
+            if concept is None and flags & _BARE_STOP and (_by_me(before, earlier) or _wants(out)):
+                concept = "SELF_CLOSE"  # 我关闭借呗后…, 我已经停用了, 想把它关掉: the user's
             if (
                 concept is None
                 and before_flags & _ABLE_OR_MANNER

@@ -189,6 +189,7 @@ def test_normalise(pipeline, raw, expected):
         ("借呗怎么才能停用", {"SELF_CLOSE"}, set()),
         ("借呗可以先暂时关闭吗", {"SELF_CLOSE"}, {"STOPPED"}),
         ("借呗能彻底注销吗", {"SELF_CLOSE"}, set()),
+        ("借呗用不上，想把它关掉", {"SELF_CLOSE"}, {"STOPPED"}),
         # how to make it stop (怎么让…借不了, 能不能设置成…): the user's wish
         ("怎么才能让借呗借不出钱", {"SELF_CLOSE"}, {"STOPPED"}),
         ("能不能把借呗设置成不能借款", {"SELF_CLOSE"}, {"STOPPED"}),
