@@ -43,7 +43,10 @@ How a score is made, in order:
    long story that says 借呗 stopped and reached the overview gets the cause the model
    firmly believes in, when that cause's score is near (``STORY_TOKENS``,
    ``_story_cause``), and so does a long story nothing answered if that cause is its best
-   candidate: stories tell the cause in words no keyword has. When the best two causes are
+   candidate: stories tell the cause in words no keyword has. A message about a thing no
+   entry covers (a thing of 借呗's gone, risk asked about, money not arrived: ``UNCOVERED``)
+   is answered by a redirect only if it has its keywords, else nothing matched. When the best
+   two causes are
    within ``margin`` the match is *ambiguous*: the bot asks which one. Every number of the
    decision is a constant below. Each rule was measured by cross-validation and on the sealed
    sets with it switched off (README, "Rules measured"); two that did not pay (an overview
@@ -713,7 +716,7 @@ class Matcher:
             return 0.0
         if self._scan is not None and self.use_index and len(self._ordered) < ENTRY_BY_SCAN:
             # The compiled search with every other entry pushed below 0: the same floats,
-            # in a tenth of the time numpy takes on one entry's few dozen examples.
+            # in about a third of the time numpy takes on one entry's few dozen examples.
             alone = np.full(len(self._slugs), -1e9)
             alone[i] = adjust[i]
             with self._scan_lock:

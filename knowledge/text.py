@@ -432,9 +432,8 @@ class TextPipeline:
             after = at in after_stops or (at + 1 < len(out) and out[at + 1] in AFTER_WORDS)
             if after and any(t in AFFECTED or "芝麻" in t for t in out[at + 1 :]):
                 out[at] = "AFTER_STOP"
-                # ... and 还能用吗 said of what it affects (花呗还能用吗) is that product's,
-                # not 借呗 coming back
-                # (信用卡还能用吗, 征信会有记录吗: asked about, not the stop's cause)
+                # ... and what it affects is asked about, not the stop's cause (信用卡还能用吗,
+                # 征信会有记录吗); 还能用吗 said of it is that product's, not 借呗 coming back
                 out[at + 1 :] = [
                     "WORKS_ASKED"
                     if t == "RESTORE" and p in AFFECTED
@@ -514,41 +513,20 @@ READ_CLOSER = frozenset({"STOPPED", "SELF_CLOSE", "OVERDUE", "RISK", "AFFECT"})
 # how the products relate, not what one did to the other (花呗逾期跟借呗有关系吗).
 NAMED_PRODUCTS = PRODUCTS | {"WANGSHANGDAI", "CREDITLOAN", "ALIPAY"}
 RELATION_WORDS = frozenset(
-    {
-        "关联",
-        "有关联",
-        "挂钩",
-        "有关系",
-        "有关系吗",
-        "有没有关系",
-        "相关",
-        "有关",
-        "关系",
-        "有联系",
-        "有没有联系",
-    }
+    {"关联", "有关联", "挂钩", "有关系", "有关系吗", "有没有关系", "相关", "有关", "关系"}
+    | {"有联系", "有没有联系"}
 )
 RELATION_FILLERS = frozenset({"有", "之间", "到底", "是否", "是不是"})
-# Things of 借呗's that are not its credit line: gone or cancelled, they are (借呗积分没有了,
-# 借呗订单取消了, 借呗授权取消了). Not 短信 / 通知 / 提醒: they report a stop (短信通知借呗关闭了).
+# What a stop word is said of: the last token before it in its clause, past these asides.
 ASIDES = frozenset({"WHY", "HOWTO", "SUDDEN", "怎么", "咋", "又", "已经", "都", "也", "全", "申请"})
+# Things of 借呗's that are not its credit line: gone or cancelled, they are (借呗积分没有了,
+# 借呗订单取消了, 借呗授权取消了); a term (12期没了), a raise of the limit (提额被拒). Not 短信 /
+# 通知 / 提醒: they report a stop (短信通知借呗关闭了). Not 钱 (measured: customers' overview).
 THINGS = (
-    *("积分", "记录", "账单", "订单", "合同", "授权", "红包", "券", "优惠", "活动"),
-    *("验证码", "密码", "证明", "权益", "头像", "分期", "期数", "保险", "会员", "福利", "奖励"),
-    *(
-        "折扣",
-        "协议",
-        "签约",
-        "刷脸",
-        "人脸",
-        "还款日",
-        "选项",
-        "期限",
-        "利率",
-        "收款码",
-        "芝麻信用",
-        "芝麻分",
-    ),
+    *("积分", "记录", "账单", "订单", "合同", "授权", "红包", "券", "优惠", "活动", "验证码"),
+    *("密码", "证明", "权益", "头像", "分期", "期数", "保险", "会员", "福利", "奖励", "折扣"),
+    *("协议", "签约", "刷脸", "人脸", "还款日", "选项", "期限", "利率", "收款码", "芝麻信用"),
+    "芝麻分",
 )
 TERM_UNITS = frozenset({"期", "月", "个月", "年"})
 NUMERALS = frozenset("一二两三四五六七八九十百")
@@ -586,20 +564,8 @@ CANT_CLOSE = frozenset({"关不了", "关不掉", "关闭不了", "注销不了"
 # Asked whether one can (借呗能冻结吗), a voluntary stop verb is the user's own closing; 怎么
 # is left out (借呗怎么冻结了 asks why).
 ABLE_WORDS = frozenset(
-    {
-        "能",
-        "可以",
-        "能不能",
-        "可不可以",
-        "能否",
-        "如何",
-        "怎样",
-        "申请",
-        "帮我",
-        "怎样才能",
-        "怎么才能",
-        "如何才能",
-    }
+    {"能", "可以", "能不能", "可不可以", "能否", "如何", "怎样", "申请", "帮我"}
+    | {"怎样才能", "怎么才能", "如何才能"}
 )
 VOLUNTARY_STOPS = frozenset(
     {"停掉", "暂停", "冻结", "禁用", "停止使用", "关闭", "关掉", "停用", "停止", "关停", "注销"}
@@ -632,10 +598,10 @@ FAMILY = frozenset(
     {"家人", "家里人", "老婆", "老公", "媳妇", "我妈", "我爸", "爸妈", "孩子", "儿子", "女儿"}
     | {"男朋友", "女朋友", "对象", "爱人"}
 )
-# The words a clause's state listens for (_Clause.hear): any other word leaves it as it was.
 # Asked how to make it so (怎么让借呗不能借钱, 能不能设置成借不了): the user wants it stopped.
 CAUSATIVE = frozenset({"让", "设置", "设置成", "设成", "弄成", "变成", "改成"})
 ASK_HOW = HOW_WORDS | ABLE_WORDS | {"怎么弄", "咋弄", "怎么搞", "咋搞", "怎么设置"}
+# The words a clause's state listens for (_Clause.hear): any other word leaves it as it was.
 CLAUSE_WORDS = BOTH_WORDS | DISPOSAL_WORDS | FAMILY | {"被"}
 # Which of the lists above a word is in, as bits: concepts() looks each word up once (most
 # words are in none), and remembers the bits of the word before.
