@@ -284,7 +284,7 @@ class TextPipeline:
                 negated_run = False
                 clause = _Clause(start=len(out))
                 continue
-            # One lookup says which of the word lists below this word is in (most: none).
+            # One lookup says which of the word lists (WORD_FLAGS) it is in (most: none).
             flags = prev_flags = WORD_FLAGS.get(word, 0)
             if flags:
                 if flags & _HEARD:
@@ -350,7 +350,7 @@ class TextPipeline:
                         if concept == "JIEBEI" and out[-2:-1] == ["OTHER_STOPPED"]:
                             out[-2] = "STOPPED"  # 停用了花呗和借呗: both are its objects
                     else:
-                        # named alone again (借呗花呗都还了，为什么花呗用不了): its own stop
+                        # named alone again (借呗花呗都还了为什么花呗用不了): its own stop
                         clause.both = False
                     if (
                         concept == "JIEBEI"
