@@ -410,6 +410,8 @@ class TextPipeline:
             close()
             if word in HOLDERS:
                 clause.last_product = "HOLDER"  # 银行卡被冻结: the card's stop, not 借呗's
+            elif word in DEVICES and "换" in out[-2:]:
+                word = "OTHER_DEVICE"  # 换了好几次手机: 换 and its object, a count between
             out.append(word)
         close()
         if bare_stop is not None and operate and out[bare_stop] == "STOPPED":
@@ -541,6 +543,8 @@ RISK_ASKS = frozenset(
 ASKED_AFTER = (["吗"], ["么"], ["嘛"], ["大"], ["大不大"], ["高"], ["高不高"], ["不"])
 # Said right after a stop word, these end it: what follows is no object of it (失败了 借呗…).
 SENTENCE_ENDS = frozenset({"了", "啦", "呢", "吧", "啊"})
+# 换 + a count + one of these (换了好几次手机): a change of device, as 换手机 is.
+DEVICES = frozenset({"手机", "新手机", "电脑", "设备"})
 # Whose product is the object of a stop word (关了我的花呗): the user's.
 MINE = frozenset({"我", "我的"})
 # After a stop (关了之后, 关了的话), one of these asked about: the stop's consequences.
