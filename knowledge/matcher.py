@@ -46,8 +46,8 @@ How a score is made, in order:
    candidate: stories tell the cause in words no keyword has. A message about a thing no
    entry covers (a thing of 借呗's gone, risk asked about, money not arrived: ``UNCOVERED``)
    is answered by a redirect only if it has its keywords, else nothing matched. When the best
-   two causes are
-   within ``margin`` the match is *ambiguous*: the bot asks which one. Every number of the
+   two causes are within ``margin`` the match is *ambiguous*: the bot asks which one. Every
+   number of the
    decision is a constant below. Each rule was measured by cross-validation and on the sealed
    sets with it switched off (README, "Rules measured"); two that did not pay (an overview
    yielding to a nearby cause with keywords; a fallback to a lower candidate with evidence)
@@ -828,16 +828,13 @@ class Matcher:
         that answer."""
         if intent is None or self.entries[intent].kind != "redirect":
             return False
-        of = dict(zip([i for i, _ in top], belief, strict=True))
-        at = next((i for i, _ in top if self._slugs[i] == intent), None)
+        at = self._top_index(intent, top)
         if at is None:
             return False
+        of = dict(zip([i for i, _ in top], belief, strict=True))
         scores = dict(top)
-        if (
-            at in self._money_redirects
-            and of[at] >= MODEL_SURE
-            and scores[at] - scores.get(self._overview, 0.0) >= self.margin
-        ):
+        leads = scores[at] - scores.get(self._overview, 0.0) >= self.margin
+        if at in self._money_redirects and of[at] >= MODEL_SURE and leads:
             # 借呗停了剩下几期还按原来的还吗, 收到短信说借呗被冻结要点链接解冻: no keyword,
             # but the model is sure and the redirect leads
             return True
@@ -851,7 +848,7 @@ class Matcher:
             return True
         # ... or, where the model is unsure, the redirect leads the overview by the margin
         # (借呗关了之后怎么还款: the model reads both alike).
-        return scores[at] - scores.get(self._overview, 0.0) >= self.margin
+        return leads
 
     # -- deciding -------------------------------------------------------------------------
 
@@ -910,7 +907,7 @@ class Matcher:
             intent is not None
             and not UNCOVERED.isdisjoint(present)
             and self.entries[intent].kind == "redirect"
-            and not self._has_evidence(intent, top, evidence)
+            and ((at := self._top_index(intent, top)) is None or not evidence[at])
         ):
             # 借呗里的积分怎么没有了, 借呗有什么风险: a thing no entry covers; a redirect
             # that only looks alike (开通, 利息) would mislead. Nothing matched says so.
@@ -931,9 +928,9 @@ class Matcher:
             ambiguous=ambiguous,
         )
 
-    def _has_evidence(self, slug: str, top: list[tuple[int, float]], evidence: np.ndarray) -> bool:
-        """Whether ``slug``, among the best entries, has its keywords in the message."""
-        return any(evidence[i] for i, _ in top if self._slugs[i] == slug)
+    def _top_index(self, slug: str, top: list[tuple[int, float]]) -> int | None:
+        """The entry index of ``slug`` if it is among the best entries."""
+        return next((i for i, _ in top if self._slugs[i] == slug), None)
 
     def _story_cause(
         self, tokens: Sequence[str], top: list[tuple[int, float]], belief: list[float]

@@ -308,8 +308,8 @@ class TextPipeline:
                 concept = "SELF_CLOSE"  # 我关闭借呗后…, 我已经停用了, 想把它关掉: the user's
             if (
                 concept is None
-                and before_flags & _ABLE_OR_MANNER
-                and (before in ABLE_WORDS or earlier in ABLE_WORDS)
+                and before_flags & _ABLE_OR_MANNER  # (most words: no lookup past this bit)
+                and _asked_able(before, earlier)
                 and _voluntary(word)
             ):
                 concept = "SELF_CLOSE"  # 借呗能关掉么, 能停用吗: whether one can close it
